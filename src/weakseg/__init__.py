@@ -1,0 +1,3 @@
+"""weakseg: semantic segmentation from weak labels."""
+
+__version__ = "0.1.0"

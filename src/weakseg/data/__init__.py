@@ -1,0 +1,1 @@
+"""Datasets: readers that return :class:`~weakseg.data.sample.Sample`."""

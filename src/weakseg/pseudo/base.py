@@ -1,0 +1,57 @@
+"""The interface every pseudo-label generator shares, and the registry of generators.
+
+A generator is a dataclass whose fields are its parameters. ``generate(sample)`` returns an
+H x W uint8 label map (0 = background, 1..L = classes, 255 = ignore) at the image's size.
+Generators that produce more than one map (BANA: Y_crf and Y_ret) override ``generate_maps``;
+the map named "labels" is the main one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+import numpy as np
+
+from weakseg.data.sample import Sample
+
+
+class Generator(ABC):
+    name: ClassVar[str]
+
+    @abstractmethod
+    def generate(self, sample: Sample) -> np.ndarray:
+        """H x W uint8 label map for one sample."""
+
+    def generate_maps(self, sample: Sample) -> dict[str, np.ndarray]:
+        return {"labels": self.generate(sample)}
+
+    def params(self) -> dict:
+        return dataclasses.asdict(self) if dataclasses.is_dataclass(self) else {}
+
+
+def generator_names() -> list[str]:
+    return sorted(_registry())
+
+
+def make_generator(name: str, **params) -> Generator:
+    """Build a generator by name; ``params`` override its dataclass defaults."""
+    registry = _registry()
+    if name not in registry:
+        raise ValueError(f"unknown generator {name!r}; choose from {', '.join(sorted(registry))}")
+    cls = registry[name]
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(params) - known
+    if unknown:
+        raise ValueError(f"generator {name!r} has no parameter(s) {sorted(unknown)}; has {sorted(known)}")
+    return cls(**params)
+
+
+def _registry() -> dict[str, type[Generator]]:
+    # Imported here so that `weakseg labels --generator box` does not import OpenCV or pydensecrf.
+    from weakseg.pseudo.box import BoxGenerator
+    from weakseg.pseudo.crf import CrfBoxGenerator
+    from weakseg.pseudo.grabcut import GrabCutGenerator
+
+    return {g.name: g for g in (BoxGenerator, GrabCutGenerator, CrfBoxGenerator)}
