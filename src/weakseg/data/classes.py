@@ -32,7 +32,7 @@ class ClassList:
             names = ("background", *names)
         self.names = tuple(names)
         self.aliases = dict(aliases or {})
-        self._index = {n: i for i, n in enumerate(self.names)}
+        self._index = {n.strip().lower(): i for i, n in enumerate(self.names)}
 
     def __len__(self) -> int:
         return len(self.names)

@@ -19,12 +19,21 @@ from weakseg.data.sample import Sample
 
 
 class DataError(ValueError):
-    """A problem with one input file. ``path`` names the file, ``problem`` says what is wrong."""
+    """A problem with one input file. ``path`` names the file, ``problem`` says what is wrong.
 
-    def __init__(self, path: str, problem: str):
+    ``kind`` is a short category ("unreadable image", "unknown class", ...) that ``weakseg doctor``
+    counts by; see :mod:`weakseg.data.files` for the kinds the readers use.
+    """
+
+    def __init__(self, path: str, problem: str, kind: str = "bad input"):
         super().__init__(f"{path}: {problem}")
         self.path = str(path)
         self.problem = problem
+        self.kind = kind
+
+    def __reduce__(self):
+        # Worker processes send errors back pickled; the default would call DataError(message).
+        return (type(self), (self.path, self.problem, self.kind))
 
 
 class Dataset(ABC):
