@@ -1,0 +1,1 @@
+"""Training loop, distributed helpers and evaluation (confusion-matrix mIoU)."""
