@@ -42,3 +42,19 @@ def clean_voc(tmp_path: Path) -> Path:
 def broken_voc(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     """(folder holding VOC2012/, {id: expected problem kind or "" if good})."""
     return tmp_path / "broken", make_broken_voc(tmp_path / "broken")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """Tests run beside other processes (pytest-xdist, subprocess tests, a second job on 2 cores);
+    torch's intra-op threads then contend and a 10 ms forward can take seconds. One thread keeps
+    test time predictable; benchmarks, not tests, measure speed."""
+    import os
+
+    import torch
+
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # for subprocesses the tests start
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

@@ -1,0 +1,56 @@
+"""Heads: decoder feature map (B x D x h x w) -> one named output at the same resolution.
+
+Here now: ``SegmentationHead`` (1x1 conv classifier, DeepLab's fc8) and ``CosineClassifier``
+(BANA's classifier for the noise-aware loss: logits = scale * cosine(feature, class weight)).
+Later issues add Box2Seg's per-class attention (sigmoid per class) and pixel embeddings, the
+label-uncertainty mean/variance heads, and CAM heads; each is an ``nn.Module`` taking the decoder
+channels as its first argument, so ``build_segmenter(extra_heads=...)`` can attach it.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class SegmentationHead(nn.Module):
+    """Dropout (optional) + 1x1 conv: B x in_ch x h x w -> B x num_classes x h x w logits.
+
+    Weights init N(0, 0.01), bias 0, as DeepLab initialises its new classifier layer.
+    """
+
+    def __init__(self, in_ch: int, num_classes: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.conv = nn.Conv2d(in_ch, num_classes, kernel_size=1)
+        nn.init.normal_(self.conv.weight, std=0.01)
+        nn.init.zeros_(self.conv.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(self.dropout(x))
+
+
+class CosineClassifier(nn.Module):
+    """Cosine-similarity classifier: logits = scale * <x / |x|, w_c / |w_c|>.
+
+    B x in_ch x h x w -> B x num_classes x h x w, each logit in [-scale, scale]. BANA's
+    segmentation classifier (supplementary Sec. 4, Eq. 3, scale tau = 20; no bias).
+    """
+
+    def __init__(self, in_ch: int, num_classes: int, scale: float = 20.0) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(num_classes, in_ch))
+        nn.init.normal_(self.weight, std=0.01)
+        self.scale = scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.normalize(x, dim=1, eps=1e-6)
+        w = F.normalize(self.weight, dim=1, eps=1e-6).to(x.dtype)
+        return self.scale * F.conv2d(x, w[:, :, None, None])
+
+
+HEADS: dict[str, type[nn.Module]] = {
+    "conv": SegmentationHead,
+    "cosine": CosineClassifier,
+}
