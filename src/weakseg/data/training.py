@@ -1,0 +1,253 @@
+"""The training dataset: samples of a weakseg Dataset, with the target a method trains on,
+augmented reproducibly.
+
+The target (H x W, 255 = ignore) comes from the method's ``label_source``:
+
+    "gt"      the ground-truth mask (full supervision, the upper bound)
+    "box"     the box label map, the argmax form of Box2Seg's box tensor B (smaller box on top)
+    "pseudo"  the label map in ``labels/<id>.png`` made by ``weakseg labels`` (Box2Seg's M)
+    "semi"    ground truth for a fixed fraction of the ids (chosen by ``labelled_seed``),
+              pseudo labels for the rest (Box2Seg Table 5 / BANA Table 4 protocol)
+
+Item ``index`` of epoch ``e`` is augmented with ``np.random.default_rng([seed, e, index])``, so a
+batch does not depend on the number of loader workers and a resumed run replays exactly.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from weakseg.data.boxes import box_label_map
+from weakseg.data.classes import ClassList
+from weakseg.data.dataset import DataError, Dataset
+from weakseg.data.sample import Sample
+from weakseg.data.transforms import TrainTransform
+from weakseg.pseudo.store import LabelStore
+
+LABEL_SOURCES = ("gt", "box", "pseudo", "semi")
+MAX_LISTED = 5
+
+
+class TrainingDataset(torch.utils.data.Dataset):
+    """Map-style dataset of dicts (see :meth:`__getitem__`) over ``dataset``.
+
+    Args:
+        dataset: any weakseg Dataset.
+        label_source: one of LABEL_SOURCES (see the module docstring).
+        transform: the random training transform.
+        seed: with the epoch and the index, seeds each item's augmentation.
+        labels_dir: pseudo-label directory ("pseudo", "semi").
+        labelled_fraction: "semi": fraction of ids trained on their ground truth.
+        labelled_seed: "semi": seed of the choice of those ids (independent of ``seed``, so
+            runs with different training seeds see the same labelled images).
+        drop_difficult: leave out boxes flagged difficult.
+    """
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        label_source: str,
+        transform: TrainTransform,
+        seed: int = 0,
+        labels_dir: str | Path = "",
+        labelled_fraction: float = 0.0,
+        labelled_seed: int = 0,
+        drop_difficult: bool = False,
+    ) -> None:
+        if label_source not in LABEL_SOURCES:
+            raise ValueError(f"unknown label source {label_source!r}; use {LABEL_SOURCES}")
+        self.dataset, self.label_source, self.transform = dataset, label_source, transform
+        self.seed, self.epoch, self.drop_difficult = seed, 0, drop_difficult
+        self.labelled: set[str] = set()
+        if label_source == "semi":
+            self.labelled = choose_labelled(dataset.ids, labelled_fraction, labelled_seed)
+        self.store = LabelStore(labels_dir) if label_source in ("pseudo", "semi") else None
+        if self.store is not None:
+            check_pseudo_labels(
+                self.store, [i for i in dataset.ids if i not in self.labelled], dataset.spec
+            )
+
+    @property
+    def classes(self) -> ClassList:
+        return self.dataset.classes
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Called before each epoch's loader iterator is made (workers copy the dataset then)."""
+        self.epoch = epoch
+
+    def describe(self) -> str:
+        """One line: how many images and where their targets come from."""
+        n = len(self)
+        if self.label_source == "semi":
+            return (
+                f"{len(self.labelled)} of {n} images trained on ground truth, "
+                f"{n - len(self.labelled)} on pseudo labels from {self.store.root}"
+            )
+        where = f" from {self.store.root}" if self.store is not None else ""
+        return f"{n} images, targets: {self.label_source}{where}"
+
+    def __getitem__(self, index: int) -> dict:
+        """{"image": 3 x S x S float in [0, 1], "target": S x S int64 (255 = ignore),
+        "boxes": K x 4 float32 (crop pixels, not clipped to it), "box_labels": K int64,
+        "id": str}"""
+        sample = self.dataset[index]
+        boxes, box_labels = sample.boxes, sample.box_labels
+        if self.drop_difficult:
+            boxes, box_labels = boxes[~sample.difficult], box_labels[~sample.difficult]
+        target = self.target(sample, boxes, box_labels)
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        crop = self.transform(rng, sample.image, target, boxes, box_labels)
+        image = torch.from_numpy(np.ascontiguousarray(crop.image)).permute(2, 0, 1)
+        return {
+            "image": image.float().div_(255.0),
+            "target": torch.from_numpy(np.ascontiguousarray(crop.target)).long(),
+            "boxes": torch.from_numpy(crop.boxes),
+            "box_labels": torch.from_numpy(crop.box_labels),
+            "id": sample.id,
+        }
+
+    def target(self, sample: Sample, boxes: np.ndarray, box_labels: np.ndarray) -> np.ndarray:
+        """H x W uint8 training target of one sample at its original size."""
+        source = self.label_source
+        if source == "semi":
+            source = "gt" if sample.id in self.labelled else "pseudo"
+        if source == "box":
+            return box_label_map(boxes, box_labels, sample.height, sample.width)
+        if source == "gt":
+            if sample.mask is None:
+                raise DataError(
+                    sample.source,
+                    f"{sample.id} has no ground-truth mask, which "
+                    "label source 'gt' (full supervision) needs",
+                    "no mask",
+                )
+            return sample.mask
+        return read_pseudo_label(self.store, sample, self.dataset.spec)
+
+
+def choose_labelled(ids: list[str], fraction: float, seed: int) -> set[str]:
+    """round(fraction * N) ids drawn without replacement by ``seed`` (order of ``ids`` does
+    not matter: they are sorted first)."""
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"labelled_fraction must be in (0, 1], got {fraction}")
+    ordered = sorted(ids)
+    count = round(fraction * len(ordered))
+    chosen = np.random.default_rng(seed).permutation(len(ordered))[:count]
+    return {ordered[i] for i in chosen}
+
+
+def read_pseudo_label(store: LabelStore, sample: Sample, spec: str) -> np.ndarray:
+    path = store.path(sample.id)
+    if not path.exists():
+        raise FileNotFoundError(_missing_message(store, [sample.id], spec))
+    label = store.read(sample.id)
+    if label.shape != (sample.height, sample.width):
+        raise DataError(
+            str(path),
+            f"pseudo label is {label.shape[1]}x{label.shape[0]} (WxH) "
+            f"but image {sample.id} is {sample.width}x{sample.height}",
+        )
+    return label
+
+
+def check_pseudo_labels(store: LabelStore, ids: list[str], spec: str) -> None:
+    """Fail before training starts if any of ``ids`` has no label map in ``store``."""
+    if not str(store.root) or str(store.root) == ".":
+        raise ValueError(
+            "this method trains on pseudo labels: set data.labels to the directory "
+            "written by `weakseg labels --out DIR`"
+        )
+    done = store.done_ids()
+    missing = [i for i in ids if i not in done]
+    if missing:
+        raise FileNotFoundError(_missing_message(store, missing, spec))
+
+
+def _missing_message(store: LabelStore, missing: list[str], spec: str) -> str:
+    shown = ", ".join(missing[:MAX_LISTED]) + (", ..." if len(missing) > MAX_LISTED else "")
+    return (
+        f"no pseudo label for {len(missing)} image(s) ({shown}) in {store.root}; make them with "
+        f"`weakseg labels --dataset {spec} --generator grabcut --out {store.root}` "
+        "(or another --generator), which resumes where it stopped"
+    )
+
+
+def collate_training(items: list[dict]) -> dict:
+    """Stack images and targets (B x 3 x S x S, B x S x S); boxes stay lists (K varies)."""
+    return {
+        "image": torch.stack([it["image"] for it in items]),
+        "target": torch.stack([it["target"] for it in items]),
+        "boxes": [it["boxes"] for it in items],
+        "box_labels": [it["box_labels"] for it in items],
+        "id": [it["id"] for it in items],
+    }
+
+
+class ResumableSampler(torch.utils.data.DistributedSampler):
+    """DistributedSampler (order from seed + epoch, this rank's share, padded to equal shares)
+    that can begin ``start`` samples into an epoch, so a resumed run continues mid-epoch.
+    With one process it is a seeded shuffle."""
+
+    def __init__(self, dataset: TrainingDataset, world_size: int, rank: int, seed: int) -> None:
+        super().__init__(dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed)
+        self.start = 0
+
+    def __iter__(self) -> Iterator[int]:
+        return itertools.islice(super().__iter__(), self.start, None)
+
+    def __len__(self) -> int:
+        return self.num_samples - self.start
+
+
+def training_loader(
+    data: TrainingDataset,
+    batch_size: int,
+    workers: int,
+    world_size: int = 1,
+    rank: int = 0,
+    pin_memory: bool = False,
+) -> torch.utils.data.DataLoader:
+    """Shuffled (by ``data.seed`` and the epoch), sharded by rank, full batches only.
+    Iterate it through :func:`epoch_iterator`."""
+    return torch.utils.data.DataLoader(
+        data,
+        batch_size=batch_size,
+        sampler=ResumableSampler(data, world_size, rank, data.seed),
+        num_workers=workers,
+        collate_fn=collate_training,
+        drop_last=True,
+        pin_memory=pin_memory,
+        # Its own generator: making an iterator must not draw from the global torch RNG.
+        generator=torch.Generator(),
+    )
+
+
+def epoch_iterator(loader: torch.utils.data.DataLoader, epoch: int, skip: int = 0) -> Iterator:
+    """Batches of ``epoch`` from a :func:`training_loader`, starting ``skip`` samples in."""
+    loader.sampler.set_epoch(epoch)
+    loader.sampler.start = skip
+    loader.dataset.set_epoch(epoch)  # before iter(): worker processes copy the dataset then
+    seed = np.random.SeedSequence([loader.dataset.seed, epoch]).generate_state(1)[0]
+    loader.generator.manual_seed(int(seed))  # worker seeds: a function of (seed, epoch) too
+    return iter(loader)
+
+
+__all__ = [
+    "LABEL_SOURCES",
+    "ResumableSampler",
+    "epoch_iterator",
+    "training_loader",
+    "TrainingDataset",
+    "check_pseudo_labels",
+    "choose_labelled",
+    "collate_training",
+    "read_pseudo_label",
+]

@@ -1,0 +1,92 @@
+"""Test-time inference: single scale, multi-scale + flip, optional dense-CRF post-processing.
+
+Every method predicts the same way at test time: only the segmentation output is used
+(``Segmenter.predict``), so evaluation, `weakseg predict` and the exported model agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from weakseg.data.dataset import Dataset
+from weakseg.engine.evaluate import ConfusionMatrix
+from weakseg.pseudo.crf import CrfParams, dense_crf
+
+PAD_MULTIPLE = 32  # the encoders' largest stride: inputs are padded to a multiple of it
+
+
+def _logits(model: torch.nn.Module, image: torch.Tensor) -> torch.Tensor:
+    """1 x 3 x H x W in [0, 1] -> 1 x C x H x W logits; pads bottom/right, then crops back."""
+    height, width = image.shape[-2:]
+    pad_h, pad_w = -height % PAD_MULTIPLE, -width % PAD_MULTIPLE
+    padded = F.pad(image, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else image
+    return model.predict(padded)[..., :height, :width]
+
+
+@torch.no_grad()
+def predict_probs(
+    model: torch.nn.Module,
+    image: np.ndarray,
+    scales: Sequence[float] = (1.0,),
+    flip: bool = False,
+) -> np.ndarray:
+    """H x W x 3 uint8 RGB -> C x H x W class probabilities, the softmax averaged over scales and
+    (if ``flip``) horizontal flips, each resized back to the original size."""
+    device = next(model.parameters()).device
+    x = torch.from_numpy(np.ascontiguousarray(image)).to(device)
+    x = x.permute(2, 0, 1)[None].float().div_(255.0)
+    height, width = image.shape[:2]
+    total = None
+    for scale in scales:
+        size = (max(round(height * scale), 1), max(round(width * scale), 1))
+        xs = F.interpolate(x, size=size, mode="bilinear", align_corners=False) if scale != 1 else x
+        for flipped in (False, True) if flip else (False,):
+            inp = xs.flip(-1) if flipped else xs
+            logits = _logits(model, inp).float()
+            if flipped:
+                logits = logits.flip(-1)
+            logits = F.interpolate(logits, size=(height, width), mode="bilinear",
+                                   align_corners=False)  # fmt: skip
+            probs = logits.softmax(1)
+            total = probs if total is None else total + probs
+    return (total / total.sum(1, keepdim=True))[0].cpu().numpy()
+
+
+def predict_labels(
+    model: torch.nn.Module,
+    image: np.ndarray,
+    scales: Sequence[float] = (1.0,),
+    flip: bool = False,
+    crf: CrfParams | None = None,
+) -> np.ndarray:
+    """H x W x 3 uint8 -> H x W uint8 label map; dense CRF on the probabilities when ``crf``."""
+    probs = predict_probs(model, image, scales, flip)
+    if crf is not None:
+        probs = dense_crf(image, probs, crf)
+    return probs.argmax(0).astype(np.uint8)
+
+
+def evaluate_model(
+    model: torch.nn.Module,
+    dataset: Dataset,
+    scales: Sequence[float] = (1.0,),
+    flip: bool = False,
+    crf: CrfParams | None = None,
+    progress: bool = True,
+    ids: Sequence[str] | None = None,
+) -> ConfusionMatrix:
+    """Confusion matrix of the model's predictions over the dataset, at each image's own size."""
+    model.eval()
+    cm = ConfusionMatrix(len(dataset.classes))
+    ids = list(ids if ids is not None else dataset.ids)
+    for sample_id in tqdm(ids, desc="eval", unit="img", disable=not progress, dynamic_ncols=True):
+        sample = dataset.load(sample_id)
+        if sample.mask is None:
+            continue
+        cm.update(predict_labels(model, sample.image, scales, flip, crf), sample.mask)
+    return cm

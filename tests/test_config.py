@@ -1,0 +1,103 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from weakseg.config import (
+    Config,
+    ConfigError,
+    config_diff,
+    config_to_dict,
+    load_config,
+    save_config,
+)
+from weakseg.methods import METHODS, build_method
+
+CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "exp.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_missing_sections_and_fields_keep_defaults(tmp_path):
+    cfg = load_config(write(tmp_path, "train:\n  lr: 0.02\n"))
+    assert cfg.train.lr == 0.02
+    assert cfg.train.head_lr_mult == 10.0 and cfg.data.crop_size == 320
+    assert cfg.model.encoder == "tf_efficientnet_lite0" and cfg.method == {}
+    assert load_config(None) == Config()
+
+
+def test_overrides_are_yaml_typed_and_dotted(tmp_path):
+    cfg = load_config(
+        write(tmp_path, "train:\n  lr: 0.02\n"),
+        ["train.lr=1e-3", "data.flip=false", "eval.scales=[0.75, 1, 1.25]",
+         "train.loss_weights.box=2", "method.labelled_fraction=0.2", "data.val="],
+    )  # fmt: skip
+    assert cfg.train.lr == 0.001  # "1e-3" is a string to YAML 1.1; floats accept it
+    assert cfg.data.flip is False
+    assert cfg.eval.scales == [0.75, 1.0, 1.25] and all(
+        isinstance(s, float) for s in cfg.eval.scales
+    )
+    assert cfg.train.loss_weights == {"box": 2.0}
+    assert cfg.method == {"labelled_fraction": 0.2}
+    assert cfg.data.val == ""
+
+
+def test_unknown_key_names_it_and_lists_the_valid_ones(tmp_path):
+    with pytest.raises(ConfigError, match=r"'train.lrr' \(did you mean 'lr'\?\); valid keys in "
+                       r"train: method, iterations, optimizer, lr,"):  # fmt: skip
+        load_config(None, ["train.lrr=0.1"])
+    with pytest.raises(ConfigError, match="'trian'.*valid keys at the top level: data, model"):
+        load_config(write(tmp_path, "trian:\n  lr: 0.1\n"))
+
+
+def test_wrong_types_and_values_are_errors():
+    with pytest.raises(ConfigError, match="train.iterations: expected int, got 1.5"):
+        load_config(None, ["train.iterations=1.5"])
+    with pytest.raises(ConfigError, match="data.flip: expected bool, got 'maybe'"):
+        load_config(None, ["data.flip=maybe"])
+    with pytest.raises(ConfigError, match="train.optimizer='adamw': choose from sgd, adam"):
+        load_config(None, ["train.optimizer=adamw"])
+    with pytest.raises(ConfigError, match="data.scale_min <= data.scale_max"):
+        load_config(None, ["data.scale_min=2", "data.scale_max=1"])
+    with pytest.raises(ConfigError, match="must look like section.key=value"):
+        load_config(None, ["train.lr"])
+
+
+def test_save_then_load_round_trips(tmp_path):
+    cfg = load_config(None, ["train.loss_weights.box=2", "method.gamma=0.7", "eval.scales=[1,2]"])
+    save_config(cfg, tmp_path / "config.yaml")
+    assert load_config(tmp_path / "config.yaml") == cfg
+    saved = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    assert saved == config_to_dict(cfg) and saved["train"]["head_lr_mult"] == 10.0
+    assert not list(tmp_path.glob(".*.tmp"))  # atomic: no temp file left
+
+
+def test_config_diff_lists_changed_keys():
+    old, new = load_config(None), load_config(None, ["train.lr=0.5", "method.x=1"])
+    assert config_diff(old, new) == ["method.x: '<unset>' -> 1", "train.lr: 0.01 -> 0.5"]
+    assert config_diff(old, new, ignore=("train.lr", "method.x")) == []
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_shipped_configs_load_and_name_a_method(path):
+    cfg = load_config(path)
+    method = build_method(cfg.train.method, cfg.method)
+    assert cfg.train.method in METHODS
+    if method.label_source in ("pseudo", "semi"):
+        assert cfg.data.labels, "pseudo-label methods need data.labels"
+
+
+def test_voc_configs_share_one_budget():
+    voc = [load_config(p) for p in CONFIGS if p.name.startswith("voc_")]
+    assert len(voc) == 5
+    budgets = {(c.train.iterations, c.data.batch_size, c.data.crop_size, c.train.lr) for c in voc}
+    assert len(budgets) == 1
+
+
+def test_eval_crf_fields_map_onto_crf_params():
+    params = load_config(None, ["eval.crf_bi_sxy=55", "eval.crf_iterations=5"]).eval.crf_params()
+    assert (params.bi_sxy, params.iterations, params.bi_compat, params.g_sxy) == (55.0, 5, 4.0, 1.0)
