@@ -38,7 +38,7 @@ def predict_probs(
     """H x W x 3 uint8 RGB -> C x H x W class probabilities, the softmax averaged over scales and
     (if ``flip``) horizontal flips, each resized back to the original size."""
     device = next(model.parameters()).device
-    x = torch.from_numpy(np.ascontiguousarray(image)).to(device)
+    x = torch.from_numpy(np.array(image, dtype=np.uint8)).to(device)  # a writable copy
     x = x.permute(2, 0, 1)[None].float().div_(255.0)
     height, width = image.shape[:2]
     total = None

@@ -44,7 +44,9 @@ def make_generator(name: str, **params) -> Generator:
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = set(params) - known
     if unknown:
-        raise ValueError(f"generator {name!r} has no parameter(s) {sorted(unknown)}; has {sorted(known)}")
+        raise ValueError(
+            f"generator {name!r} has no parameter(s) {sorted(unknown)}; it has {sorted(known)}"
+        )
     return cls(**params)
 
 

@@ -144,3 +144,28 @@ def _box_stats(values: np.ndarray | dict | None) -> dict | None:
 
 
 __all__ = ["plot_iou_bars", "plot_fill_rates"]
+
+
+def plot_confusion(
+    matrix: np.ndarray, class_names: Sequence[str], path: str | os.PathLike, title: str = ""
+) -> None:
+    """Row-normalised confusion matrix (rows = ground truth, columns = prediction) as a heatmap;
+    the diagonal is each class's recall."""
+    matrix = np.asarray(matrix, dtype=np.float64)
+    rows = matrix / np.maximum(matrix.sum(1, keepdims=True), 1)
+    n = len(class_names)
+    fig = _figure(2.0 + 0.38 * n, 1.5 + 0.38 * n)
+    ax = fig.add_subplot(1, 1, 1)
+    image = ax.imshow(rows, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(n), class_names, rotation=90, fontsize=8)
+    ax.set_yticks(range(n), class_names, fontsize=8)
+    ax.set_xlabel("prediction")
+    ax.set_ylabel("ground truth")
+    for i in range(n):
+        if matrix[i].sum():
+            ax.text(i, i, f"{100 * rows[i, i]:.0f}", ha="center", va="center", fontsize=6,
+                    color="white" if rows[i, i] > 0.5 else "black")  # fmt: skip
+    fig.colorbar(image, ax=ax, fraction=0.04)
+    if title:
+        ax.set_title(title)
+    _save(fig, path)

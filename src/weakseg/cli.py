@@ -1,0 +1,327 @@
+"""`weakseg <command>`: the command-line interface.
+
+Commands:
+    demo         synthetic (or any) dataset -> pseudo labels -> mIoU table + overlay pictures
+    labels       run a pseudo-label generator over a dataset (parallel, sharded, resumable)
+    eval-labels  score a label directory against the dataset's masks (per-class IoU, mIoU)
+    fill-rates   per-class box filling rates of label directories and/or the ground truth, + plot
+    doctor       check a dataset for unreadable, malformed or inconsistent files
+    train        train a segmentation model from a YAML config (resumable; torchrun for DDP)
+    eval         score a trained run on a dataset (multi-scale, flips, dense CRF optional)
+    predict      label images or folders with a trained run: PNG label maps + overlays
+    export       write a trained run's segmentation network as ONNX
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import yaml
+
+import weakseg
+
+
+def parse_overrides(pairs: list[str]) -> dict:
+    """['iterations=5', 'bi_srgb=3.5'] -> {'iterations': 5, 'bi_srgb': 3.5} (YAML-typed values)."""
+    params = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"error: parameter override {pair!r} must look like key=value")
+        params[key.strip()] = yaml.safe_load(value)
+    return params
+
+
+def load_params(config: str | None, overrides: list[str]) -> dict:
+    """Generator parameters from an optional flat YAML file, then key=value overrides on top."""
+    params = {}
+    if config:
+        loaded = yaml.safe_load(Path(config).read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise SystemExit(f"error: {config}: expected a mapping of generator parameters")
+        params.update(loaded.get("params", loaded))
+    params.update(parse_overrides(overrides))
+    return params
+
+
+def cmd_labels(args: argparse.Namespace) -> int:
+    from weakseg.pseudo.runner import parse_shard, run_labels
+
+    summary = run_labels(
+        args.dataset, args.generator, args.out,
+        params=load_params(args.config, args.params), workers=args.workers,
+        shard=parse_shard(args.shard), progress=not args.no_progress,
+    )  # fmt: skip
+    print(summary.format())
+    return 1 if summary.num_failed else 0
+
+
+def cmd_eval_labels(args: argparse.Namespace) -> int:
+    from weakseg.data.dataset import open_dataset
+    from weakseg.engine.evaluate import evaluate_label_dir, format_table
+
+    dataset = open_dataset(args.dataset)
+    result = evaluate_label_dir(dataset, args.labels, progress=not args.no_progress)
+    name = Path(args.labels).name or str(args.labels)
+    print(format_table({name: result.confusion}, dataset.classes.names))
+    print(result.describe())
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        result.to_json(args.json)
+        print(f"wrote {args.json}")
+    return 0
+
+
+def cmd_fill_rates(args: argparse.Namespace) -> int:
+    from weakseg.data.dataset import open_dataset
+    from weakseg.fillrate import fill_rate_stats, format_fill_rates, plot_fill_rates
+
+    dataset = open_dataset(args.dataset)
+    sources = {"ground truth": None} if not args.no_gt else {}
+    sources.update({Path(d).name: d for d in args.labels})
+    rates = {name: fill_rate_stats(dataset, d, progress=not args.no_progress)
+             for name, d in sources.items()}  # fmt: skip
+    print(format_fill_rates(rates, dataset.classes.names))
+    if args.plot:
+        plot_fill_rates(rates, dataset.classes.names, args.plot)
+        print(f"wrote {args.plot}")
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from weakseg.doctor import diagnose
+
+    report = diagnose(args.dataset, progress=not args.no_progress)
+    print(report.format())
+    if args.json:
+        Path(args.json).write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+    return 0 if report.ok else 1
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from weakseg.demo import DemoSettings, run_demo
+
+    settings = DemoSettings(dataset=args.dataset, val=args.val or "", workers=args.workers,
+                            progress=not args.no_progress, train=not args.labels_only)  # fmt: skip
+    for key in ("iterations", "crop_size", "batch_size"):
+        if getattr(args, key) is not None:
+            setattr(settings, key, getattr(args, key))
+    run_demo(args.out, settings)
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from weakseg.config import load_config
+    from weakseg.engine.loop import train
+
+    summary = train(load_config(args.config, args.overrides), args.run_dir)
+    if summary:
+        print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _eval_options(args: argparse.Namespace, cfg) -> dict:
+    """Test-time scales / flip / CRF from the run's config, switched on by the flags."""
+    from weakseg.pseudo.crf import CrfParams
+
+    e = cfg.eval
+    scales = MULTISCALE if args.multiscale else tuple(e.scales)
+    crf = e.crf or args.crf
+    params = CrfParams(
+        iterations=e.crf_iterations,
+        bi_sxy=e.crf_bi_sxy,
+        bi_srgb=e.crf_bi_srgb,
+        bi_compat=e.crf_bi_compat,
+        g_sxy=e.crf_g_sxy,
+        g_compat=e.crf_g_compat,
+    )
+    return {"scales": scales, "flip": e.flip or args.multiscale or args.flip,
+            "crf": params if crf else None}  # fmt: skip
+
+
+MULTISCALE = (0.5, 0.75, 1.0, 1.5)  # with flips: the DeepLab / BANA test protocol
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from weakseg.data.dataset import open_dataset
+    from weakseg.engine.evaluate import format_table
+    from weakseg.engine.inference import evaluate_model
+    from weakseg.engine.loop import load_trained
+    from weakseg.pseudo.store import write_json_atomic
+    from weakseg.viz.plots import plot_confusion
+
+    model, cfg = load_trained(args.run_dir, args.device)
+    dataset = open_dataset(args.dataset or cfg.data.val)
+    options = _eval_options(args, cfg)
+    cm = evaluate_model(model, dataset, progress=not args.no_progress, **options)
+    tag = args.tag or ("ms" if args.multiscale else "ss") + ("-crf" if options["crf"] else "")
+    print(format_table({f"{Path(args.run_dir).name} ({tag})": cm}, dataset.classes.names))
+    out = Path(args.run_dir) / "eval"
+    out.mkdir(parents=True, exist_ok=True)
+    crf = asdict(options["crf"]) if options["crf"] else None
+    result = {"dataset": dataset.spec, "scales": list(options["scales"]), "flip": options["flip"],
+              "crf": crf, **cm.to_dict(dataset.classes.names)}  # fmt: skip
+    write_json_atomic(out / f"{tag}.json", result)
+    if args.json:
+        write_json_atomic(args.json, result)
+    plot_confusion(cm.matrix, dataset.classes.names, out / f"{tag}-confusion.png",
+                   title=f"{Path(args.run_dir).name}: mIoU {100 * cm.miou():.1f}")  # fmt: skip
+    print(f"wrote {out / f'{tag}.json'} and {out / f'{tag}-confusion.png'}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from weakseg.data.dataset import DataError
+    from weakseg.data.files import read_image
+    from weakseg.engine.inference import predict_labels
+    from weakseg.engine.loop import load_trained
+    from weakseg.viz.overlay import overlay, save_png, side_by_side
+    from weakseg.viz.palette import save_label_png
+
+    model, cfg = load_trained(args.run_dir, args.device)
+    options = _eval_options(args, cfg)
+    out = Path(args.out)
+    paths = _image_paths(args.inputs)
+    skipped = 0
+    for path in paths:
+        try:
+            image = read_image(path)
+        except DataError as err:
+            print(f"skipped {err}", file=sys.stderr)
+            skipped += 1
+            continue
+        labels = predict_labels(model, image, **options)
+        save_label_png(out / f"{path.stem}.png", labels)
+        picture = side_by_side([("image", image), ("prediction", overlay(image, labels))])
+        save_png(out / "overlays" / f"{path.stem}.png", picture)
+    print(f"predicted {len(paths) - skipped} images into {out} (overlays in {out / 'overlays'})"
+          + (f"; skipped {skipped} unreadable" if skipped else ""))  # fmt: skip
+    return 0
+
+
+def _image_paths(inputs: list[str]) -> list[Path]:
+    suffixes = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+    paths = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            paths += sorted(p for p in item.iterdir() if p.suffix.lower() in suffixes)
+        elif item.exists():
+            paths.append(item)
+        else:
+            raise FileNotFoundError(f"{item}: no such image or folder")
+    return paths
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from weakseg.engine.loop import load_trained
+    from weakseg.export import export_onnx
+
+    model, _ = load_trained(args.run_dir, "cpu")
+    path = export_onnx(model, args.onnx, args.height, args.width, dynamic=not args.static)
+    print(f"wrote {path}: input 'images' B x 3 x H x W float32 RGB in [0, 1], "
+          "output 'logits' B x C x H x W")  # fmt: skip
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from weakseg.pseudo.base import generator_names
+
+    parser = argparse.ArgumentParser(prog="weakseg", description=__doc__.split("\n")[0])
+    parser.add_argument("--version", action="version", version=f"weakseg {weakseg.__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def command(name: str, func, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(func=func)
+        p.add_argument("--no-progress", action="store_true", help="no progress bars")
+        return p
+
+    dataset_help = (
+        "voc:ROOT[:SPLIT] | coco:IMAGES:ANN.json[:classes=voc] | folder:PATH | synthetic:N[:seed]"
+    )
+    p = command("demo", cmd_demo, "pseudo labels -> short training runs -> tables + report.html")
+    p.add_argument("--dataset", default="synthetic:96:0", help=dataset_help)
+    p.add_argument("--val", help="held-out dataset (default: synthetic with the next seed)")
+    p.add_argument("--out", default="weakseg-demo", help="output folder (default: weakseg-demo)")
+    p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    p.add_argument("--iterations", type=int, help="optimizer steps per training run (150)")
+    p.add_argument("--crop-size", type=int, help="training crop (160; 320 for VOC)")
+    p.add_argument("--batch-size", type=int, help="images per step (8)")
+    p.add_argument("--labels-only", action="store_true", help="pseudo labels only, no training")
+
+    p = command("labels", cmd_labels, "run a pseudo-label generator over a dataset")
+    p.add_argument("--dataset", required=True, help=dataset_help)
+    p.add_argument("--generator", required=True, choices=generator_names())
+    p.add_argument("--out", required=True, help="label directory (resumed if it exists)")
+    p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    p.add_argument("--shard", default="0/1", help="i/n: label only every n-th id from the i-th")
+    p.add_argument("--config", help="YAML file of generator parameters")
+    p.add_argument("params", nargs="*", metavar="key=value", help="generator parameter overrides")
+
+    p = command("eval-labels", cmd_eval_labels, "score a label directory against ground truth")
+    p.add_argument("--dataset", required=True, help=dataset_help)
+    p.add_argument("--labels", required=True, help="directory of <id>.png label maps")
+    p.add_argument("--json", help="also write the result as JSON here")
+
+    p = command("fill-rates", cmd_fill_rates, "per-class box filling rates (Box2Seg Fig. 2)")
+    p.add_argument("--dataset", required=True, help=dataset_help)
+    p.add_argument("--labels", nargs="*", default=[], help="label directories to compare")
+    p.add_argument("--no-gt", action="store_true", help="leave out the ground-truth masks")
+    p.add_argument("--plot", help="write a per-class plot PNG here")
+
+    p = command("train", cmd_train, "train a model from a YAML config (resumes a run directory)")
+    p.add_argument("config", help="experiment YAML (see configs/)")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. train.lr=0.01")
+    p.add_argument("--run-dir", required=True, help="where the run writes everything")
+
+    def test_time(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--run-dir", required=True, help="a finished `weakseg train` run")
+        p.add_argument("--multiscale", action="store_true", help="scales 0.5-1.5 + flips")
+        p.add_argument("--flip", action="store_true", help="average with the flipped image")
+        p.add_argument("--crf", action="store_true", help="dense-CRF post-processing")
+        p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+
+    p = command("eval", cmd_eval, "score a trained run: per-class IoU + confusion matrix")
+    test_time(p)
+    p.add_argument("--dataset", help=dataset_help + " (default: the run's data.val)")
+    p.add_argument("--tag", help="name of the result files in RUN_DIR/eval/")
+    p.add_argument("--json", help="also write the result as JSON here")
+
+    p = command("predict", cmd_predict, "label images with a trained run")
+    test_time(p)
+    p.add_argument("inputs", nargs="+", help="image files and/or folders of images")
+    p.add_argument("--out", required=True, help="folder for <stem>.png label maps + overlays/")
+
+    p = command("export", cmd_export, "export the segmentation network to ONNX")
+    p.add_argument("--run-dir", required=True, help="a finished `weakseg train` run")
+    p.add_argument("--onnx", required=True, help="output .onnx file")
+    p.add_argument("--height", type=int, default=320, help="example input height for tracing")
+    p.add_argument("--width", type=int, default=320, help="example input width for tracing")
+    p.add_argument("--static", action="store_true", help="fix the input size (default: dynamic)")
+
+    p = command("doctor", cmd_doctor, "check a dataset for bad files; exit 1 on errors")
+    p.add_argument("--dataset", required=True, help=dataset_help)
+    p.add_argument("--json", help="also write the report as JSON here")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError, FloatingPointError) as err:
+        # Bad input from the user: one clear line, no traceback.
+        print(f"weakseg {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"weakseg {args.command}: interrupted; re-run to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
