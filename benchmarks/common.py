@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).parent
-DEFAULT_VOC = str(HERE.parent.parent / "shared/data/voc-dev")
+DEFAULT_VOC = "../shared/data/voc-dev"  # relative to the repository root, where commands run
 
 
 def machine() -> str:
