@@ -30,16 +30,6 @@ LITE0_STAGE_STRIDES = (1, 2, 2, 2, 1, 2, 1)
 TF_BN_EPS = 1e-3
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: as fast for these small tensors, and immune to the 10-100x OpenMP
-    stalls that 2 threads suffer on a 2-core machine another process keeps busy."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def package_sd() -> dict[str, torch.Tensor]:
     return lite0_package_state_dict()

@@ -19,16 +19,6 @@ from weakseg.models import (
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: as fast for these small tensors, and immune to the 10-100x OpenMP
-    stalls that 2 threads suffer on a 2-core machine another process keeps busy."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def lite0_deeplab() -> Segmenter:
     torch.manual_seed(0)

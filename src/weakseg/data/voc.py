@@ -28,11 +28,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from xml.etree.ElementTree import Element
+from typing import TYPE_CHECKING
 
 import defusedxml.ElementTree as SafeET
 import numpy as np
 from defusedxml import DefusedXmlException
+
+if TYPE_CHECKING:  # the type only; parsing always goes through defusedxml
+    from xml.etree.ElementTree import Element
 
 from weakseg.data.boxes import voc_to_box
 from weakseg.data.classes import VOC, ClassList
