@@ -125,21 +125,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _eval_options(args: argparse.Namespace, cfg) -> dict:
     """Test-time scales / flip / CRF from the run's config, switched on by the flags."""
-    from weakseg.pseudo.crf import CrfParams
-
     e = cfg.eval
     scales = MULTISCALE if args.multiscale else tuple(e.scales)
-    crf = e.crf or args.crf
-    params = CrfParams(
-        iterations=e.crf_iterations,
-        bi_sxy=e.crf_bi_sxy,
-        bi_srgb=e.crf_bi_srgb,
-        bi_compat=e.crf_bi_compat,
-        g_sxy=e.crf_g_sxy,
-        g_compat=e.crf_g_compat,
-    )
-    return {"scales": scales, "flip": e.flip or args.multiscale or args.flip,
-            "crf": params if crf else None}  # fmt: skip
+    crf = e.crf_params() if e.crf or args.crf else None
+    return {"scales": scales, "flip": e.flip or args.multiscale or args.flip, "crf": crf}
 
 
 MULTISCALE = (0.5, 0.75, 1.0, 1.5)  # with flips: the DeepLab / BANA test protocol
