@@ -39,8 +39,10 @@ def budget_overrides(args: argparse.Namespace) -> list[str]:
             f"train.checkpoint_every={max(args.iterations // 6, 1)}"]  # fmt: skip
 
 
-def train_row(name: str, args: argparse.Namespace) -> dict:
-    config, labels = RUNS[name]
+def train_row(name: str, args: argparse.Namespace, runs: dict = RUNS) -> dict:
+    """Train row ``name`` of ``runs`` (name -> (config, label folder or None)) and evaluate it
+    on dev_val."""
+    config, labels = runs[name]
     run_dir = Path(args.out) / name
     overrides = budget_overrides(args)
     if labels:

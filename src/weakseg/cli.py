@@ -9,6 +9,7 @@ Commands:
     train        train a segmentation model from a YAML config (resumable; torchrun for DDP)
     eval         score a trained run on a dataset (multi-scale, flips, dense CRF optional)
     predict      label images or folders with a trained run: PNG label maps + overlays
+    report       pictures of a trained run: predictions, attention maps, pixel affinities
     export       write a trained run's segmentation network as ONNX
 """
 
@@ -193,6 +194,26 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from weakseg.data.dataset import open_dataset
+    from weakseg.engine.loop import load_trained
+    from weakseg.viz.maps import write_model_report
+
+    model, cfg = load_trained(args.run_dir, args.device)
+    dataset = open_dataset(args.dataset or cfg.data.val)
+    ids = args.ids or dataset.ids[: args.limit]
+    unknown = [i for i in ids if i not in set(dataset.ids)]
+    if unknown:
+        raise ValueError(f"{dataset.spec} has no image(s) {unknown}")
+    index = {i: k for k, i in enumerate(dataset.ids)}
+    samples = [dataset[index[i]] for i in ids]
+    out = Path(args.out) if args.out else Path(args.run_dir) / "report"
+    title = f"{Path(args.run_dir).name} ({cfg.train.method}) on {dataset.spec}"
+    page = write_model_report(model, samples, dataset.classes.names, out, title)
+    print(f"wrote {len(samples)} pictures and {page}")
+    return 0
+
+
 def _image_paths(inputs: list[str]) -> list[Path]:
     suffixes = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
     paths = []
@@ -285,6 +306,19 @@ def build_parser() -> argparse.ArgumentParser:
     test_time(p)
     p.add_argument("inputs", nargs="+", help="image files and/or folders of images")
     p.add_argument("--out", required=True, help="folder for <stem>.png label maps + overlays/")
+
+    p = command(
+        "report",
+        cmd_report,
+        "pictures of a trained run: predictions, attention maps "
+        "and pixel affinities (Box2Seg Fig. 4, 5) where the model has those heads",
+    )
+    p.add_argument("--run-dir", required=True, help="a finished `weakseg train` run")
+    p.add_argument("--dataset", help=dataset_help + " (default: the run's data.val)")
+    p.add_argument("--ids", nargs="*", help="image ids to show (default: the first --limit)")
+    p.add_argument("--limit", type=int, default=6, help="images when --ids is not given")
+    p.add_argument("--out", help="output folder (default: RUN_DIR/report)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
 
     p = command("export", cmd_export, "export the segmentation network to ONNX")
     p.add_argument("--run-dir", required=True, help="a finished `weakseg train` run")

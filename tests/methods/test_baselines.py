@@ -39,7 +39,8 @@ class TestSemi(MethodTest):
 
 
 def test_registry_and_label_sources():
-    assert {name: cls.label_source for name, cls in METHODS.items()} == {
+    baselines = ("full", "box", "pseudo", "semi")
+    assert {name: METHODS[name].label_source for name in baselines} == {
         "full": "gt", "box": "box", "pseudo": "pseudo", "semi": "semi",
     }  # fmt: skip
     assert all(cls.name == name for name, cls in METHODS.items())
@@ -60,7 +61,7 @@ def test_baseline_losses_are_cross_entropy_on_the_target():
     target = torch.randint(0, 6, (2, 16, 16))
     batch = {"target": target}
     expected = cross_entropy(logits, target)
-    for name in METHODS:
+    for name in ("full", "box", "pseudo", "semi"):
         (value,) = build_method(name).losses(batch, {"seg": logits}).values()
         assert torch.equal(value, expected), name
 

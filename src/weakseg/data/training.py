@@ -97,7 +97,7 @@ class TrainingDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> dict:
         """{"image": 3 x S x S float in [0, 1], "target": S x S int64 (255 = ignore),
         "boxes": K x 4 float32 (crop pixels, not clipped to it), "box_labels": K int64,
-        "id": str}"""
+        "valid": S x S bool (False on the crop's padding), "id": str}"""
         sample = self.dataset[index]
         boxes, box_labels = sample.boxes, sample.box_labels
         if self.drop_difficult:
@@ -111,6 +111,7 @@ class TrainingDataset(torch.utils.data.Dataset):
             "target": torch.from_numpy(np.ascontiguousarray(crop.target)).long(),
             "boxes": torch.from_numpy(crop.boxes),
             "box_labels": torch.from_numpy(crop.box_labels),
+            "valid": torch.from_numpy(np.ascontiguousarray(crop.valid)),
             "id": sample.id,
         }
 
@@ -181,10 +182,12 @@ def _missing_message(store: LabelStore, missing: list[str], spec: str) -> str:
 
 
 def collate_training(items: list[dict]) -> dict:
-    """Stack images and targets (B x 3 x S x S, B x S x S); boxes stay lists (K varies)."""
+    """Stack images, targets and valid masks (B x 3 x S x S, B x S x S, B x S x S); boxes stay
+    lists (K varies)."""
     return {
         "image": torch.stack([it["image"] for it in items]),
         "target": torch.stack([it["target"] for it in items]),
+        "valid": torch.stack([it["valid"] for it in items]),
         "boxes": [it["boxes"] for it in items],
         "box_labels": [it["box_labels"] for it in items],
         "id": [it["id"] for it in items],

@@ -32,6 +32,7 @@ class Crop:
     target: np.ndarray  # S x S uint8, 255 = ignore (also the padding)
     boxes: np.ndarray  # K x 4 float32
     box_labels: np.ndarray  # K int64
+    valid: np.ndarray | None = None  # S x S bool: pixels of the image (False on the padding)
 
 
 @dataclass
@@ -55,15 +56,20 @@ class TrainTransform:
     ) -> Crop:
         scale = rng.uniform(self.scale_min, self.scale_max)
         image, target, boxes = rescale(image, target, boxes, scale)
+        height, width = target.shape
         image, target = pad_to(image, target, self.crop_size)
-        image, target, boxes, box_labels = random_crop(
-            rng, image, target, boxes, box_labels, self.crop_size
+        # The padding mask travels with the target as a second channel through crop and flip.
+        valid = np.zeros(target.shape, dtype=np.uint8)
+        valid[:height, :width] = 1
+        maps = np.stack([target, valid], axis=-1)
+        image, maps, boxes, box_labels = random_crop(
+            rng, image, maps, boxes, box_labels, self.crop_size
         )
         if self.flip and rng.random() < 0.5:
-            image, target, boxes = hflip(image, target, boxes)
+            image, maps, boxes = hflip(image, maps, boxes)
         if self.color_jitter > 0:
             image = color_jitter(rng, image, self.color_jitter)
-        return Crop(image, target, boxes, box_labels)
+        return Crop(image, maps[..., 0], boxes, box_labels, valid=maps[..., 1] > 0)
 
 
 def rescale(
@@ -100,8 +106,8 @@ def random_crop(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """A uniformly placed ``size`` x ``size`` window (the input is at least that big). Boxes are
     shifted into window coordinates (not clipped, see :class:`Crop`); boxes with no area inside
-    the window are dropped with their labels."""
-    height, width = target.shape
+    the window are dropped with their labels. ``target`` may carry extra channels (H x W x C)."""
+    height, width = target.shape[:2]
     y0 = int(rng.integers(0, height - size + 1))
     x0 = int(rng.integers(0, width - size + 1))
     image = image[y0 : y0 + size, x0 : x0 + size]

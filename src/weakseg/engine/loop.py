@@ -233,6 +233,16 @@ def poly_lr(base_lr: float, iteration: int, total: int, power: float) -> float:
     return base_lr * (1.0 - iteration / total) ** power
 
 
+def stage_of(iteration: int, lengths: list[int]) -> tuple[int, int, int]:
+    """(stage index, first iteration of the stage, its length) of ``iteration`` (0-based)."""
+    start = 0
+    for index, length in enumerate(lengths):
+        if iteration < start + length:
+            return index, start, length
+        start += length
+    raise ValueError(f"iteration {iteration} is past the stages {lengths}")
+
+
 def resume(run: Run) -> int:
     """Load the run directory's checkpoint if there is one; return the iteration to start at."""
     path = run.run_dir / CHECKPOINT_FILE
@@ -258,13 +268,16 @@ def _iterate(run: Run, start: int) -> None:
     bar = tqdm(total=tc.iterations, initial=start, desc="train", file=sys.stderr,
                disable=not run.env.is_main, dynamic_ncols=True)  # fmt: skip
     meter, batches = Meter(), None
+    stages = run.method.stage_lengths(tc.iterations)
     per_step = run.cfg.data.batch_size * tc.grad_accum
     for it in range(start, tc.iterations):
         epoch, step = divmod(it, run.steps_per_epoch)
         if batches is None or step == 0:  # a resumed run starts `step` iterations in
             batches = epoch_iterator(run.loader, epoch, skip=step * per_step)
+        stage, stage_start, stage_length = stage_of(it, stages)
+        run.method.set_stage(stage)
         for group in run.optimizer.param_groups:
-            group["lr"] = poly_lr(group["base_lr"], it, tc.iterations, tc.poly_power)
+            group["lr"] = poly_lr(group["base_lr"], it - stage_start, stage_length, tc.poly_power)
         meter.add(train_step(run, batches, check_weights=it == start))
         bar.update()
         _after_step(run, it + 1, meter, logger, bar)
@@ -504,6 +517,7 @@ __all__ = [
     "check_run_dir",
     "load_trained",
     "poly_lr",
+    "stage_of",
     "train",
     "train_step",
     "validate",

@@ -15,12 +15,14 @@ from weakseg.methods.baselines import (
     PseudoLabelSupervision,
     SemiSupervision,
 )
+from weakseg.methods.box2seg import Box2Seg
 
 METHODS: dict[str, type[Method]] = {
     "full": FullSupervision,
     "box": BoxSupervision,
     "pseudo": PseudoLabelSupervision,
     "semi": SemiSupervision,
+    "box2seg": Box2Seg,
 }
 
 

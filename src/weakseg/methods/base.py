@@ -37,6 +37,15 @@ class Method(ABC):
             outputs: the model's named outputs, e.g. "seg": B x C x S/s x S/s logits (float32).
         """
 
+    def stage_lengths(self, iterations: int) -> list[int]:
+        """Iterations of each training stage, summing to ``iterations`` (default: one stage).
+        The loop restarts the poly learning rate at every stage boundary."""
+        return [iterations]
+
+    def set_stage(self, stage: int) -> None:
+        """Called by the loop before every iteration with the index of its stage."""
+        return None
+
     def params(self) -> dict:
         """The method's parameters as a plain dict (for logs and summaries)."""
         return dataclasses.asdict(self) if dataclasses.is_dataclass(self) else {}

@@ -1,9 +1,9 @@
 """Heads: decoder feature map (B x D x h x w) -> one named output at the same resolution.
 
-Here now: ``SegmentationHead`` (1x1 conv classifier, DeepLab's fc8) and ``CosineClassifier``
-(BANA's classifier for the noise-aware loss: logits = scale * cosine(feature, class weight)).
-Later issues add Box2Seg's per-class attention (sigmoid per class) and pixel embeddings, the
-label-uncertainty mean/variance heads, and CAM heads; each is an ``nn.Module`` taking the decoder
+Here now: ``SegmentationHead`` (1x1 conv classifier, DeepLab's fc8), ``CosineClassifier``
+(BANA's classifier for the noise-aware loss: logits = scale * cosine(feature, class weight)) and
+``ConvHead`` (two convolutions, Box2Seg's attention and embedding branches). Later issues add the
+label-uncertainty mean/variance heads and CAM heads; each is an ``nn.Module`` taking the decoder
 channels as its first argument, so ``build_segmenter(extra_heads=...)`` can attach it.
 """
 
@@ -48,6 +48,27 @@ class CosineClassifier(nn.Module):
         x = F.normalize(x, dim=1, eps=1e-6)
         w = F.normalize(self.weight, dim=1, eps=1e-6).to(x.dtype)
         return self.scale * F.conv2d(x, w[:, :, None, None])
+
+
+class ConvHead(nn.Module):
+    """3x3 conv + BatchNorm + ReLU + 1x1 conv: B x in_ch x h x w -> B x out_ch x h x w.
+
+    Box2Seg's attention (out_ch = L + 1 logits; the sigmoid is taken in the loss) and embedding
+    (out_ch = d) branches: the paper's decoders "consist of 2 convolutional layers" (section 4.1);
+    ours share the decoder trunk with the segmentation head and add these two layers each.
+    """
+
+    def __init__(self, in_ch: int, out_ch: int, hidden: int = 128) -> None:
+        super().__init__()
+        self.block = nn.Sequential(
+            nn.Conv2d(in_ch, hidden, kernel_size=3, padding=1, bias=False),
+            nn.BatchNorm2d(hidden),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(hidden, out_ch, kernel_size=1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.block(x)
 
 
 HEADS: dict[str, type[nn.Module]] = {

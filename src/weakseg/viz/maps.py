@@ -1,0 +1,163 @@
+"""Pictures of a model's auxiliary outputs: Box2Seg's attention maps with their box (paper
+Fig. 4) and pixel-affinity heatmaps for chosen pixels (Fig. 5), plus ``write_model_report``, the
+body of ``weakseg report``.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from weakseg.data.boxes import background_mask, box_area
+from weakseg.data.sample import Sample
+from weakseg.viz.overlay import draw_box, overlay, save_png, side_by_side, stack_rows
+from weakseg.viz.palette import VOC_PALETTE
+
+
+def heatmap(image: np.ndarray, values: np.ndarray, weight: float = 0.6) -> np.ndarray:
+    """Blend ``values`` (H x W in [0, 1]) as a JET colour map over ``image`` (H x W x 3 RGB)."""
+    scaled = np.clip(values * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    colours = cv2.cvtColor(cv2.applyColorMap(scaled, cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
+    blend = (1 - weight) * image.astype(np.float32) + weight * colours.astype(np.float32)
+    return np.clip(blend + 0.5, 0, 255).astype(np.uint8)
+
+
+def attention_panel(
+    image: np.ndarray, alpha: np.ndarray, box: np.ndarray, label: int, name: str
+) -> np.ndarray:
+    """Fig. 4 (c): the attention map of ``label`` (H x W in [0, 1]) over the image, its box
+    drawn in the class colour."""
+    out = heatmap(image, alpha)
+    draw_box(out, box, name, tuple(int(v) for v in VOC_PALETTE[label]))
+    return out
+
+
+def affinity_map(embeddings: np.ndarray, pixel: tuple[int, int]) -> np.ndarray:
+    """Box2Seg Eq. 9 against one pixel: d x H x W embeddings -> H x W cosine similarity with
+    the embedding at ``pixel`` = (row, col)."""
+    e = torch.from_numpy(embeddings).float()
+    e = F.normalize(e, dim=0, eps=1e-6)
+    return (e * e[:, pixel[0], pixel[1]][:, None, None]).sum(0).numpy()
+
+
+def affinity_panel(image: np.ndarray, affinity: np.ndarray, pixel: tuple[int, int]) -> np.ndarray:
+    """Fig. 5: affinity in [-1, 1] mapped to [0, 1] as a heatmap, the pixel marked with a '+'."""
+    out = heatmap(image, (affinity + 1.0) / 2.0)
+    row, col = pixel
+    size = max(6, min(image.shape[:2]) // 30)
+    for colour, thickness in (((0, 0, 0), 4), ((255, 0, 255), 2)):
+        cv2.drawMarker(out, (int(col), int(row)), colour, cv2.MARKER_CROSS, size * 2, thickness)
+    return out
+
+
+def chosen_pixels(sample: Sample, count: int = 2) -> list[tuple[int, int]]:
+    """Pixels to show affinities for: the centres of the largest boxes (up to ``count - 1``)
+    and the definite-background pixel farthest from every box (if any)."""
+    pixels = []
+    order = np.argsort(-box_area(sample.boxes), kind="stable")
+    for k in order[: max(count - 1, 1)]:
+        x1, y1, x2, y2 = sample.boxes[k]
+        row = int(np.clip((y1 + y2) / 2, 0, sample.height - 1))
+        col = int(np.clip((x1 + x2) / 2, 0, sample.width - 1))
+        pixels.append((row, col))
+    background = background_mask(sample.boxes, sample.height, sample.width)
+    if background.any():
+        distance = cv2.distanceTransform(background.astype(np.uint8), cv2.DIST_L2, 3)
+        row, col = np.unravel_index(int(np.argmax(distance)), distance.shape)
+        pixels.append((int(row), int(col)))
+    return pixels[:count] if len(pixels) > count else pixels
+
+
+@torch.no_grad()
+def model_maps(model: torch.nn.Module, image: np.ndarray) -> dict[str, np.ndarray]:
+    """Every head's output for one image at its size: "seg" -> H x W labels, "attention" ->
+    C x H x W sigmoid maps, "embed" -> d x H x W embeddings (bilinearly upsampled)."""
+    device = next(model.parameters()).device
+    x = torch.from_numpy(np.array(image, dtype=np.uint8)).to(device)
+    x = x.permute(2, 0, 1)[None].float().div_(255.0)
+    height, width = image.shape[:2]
+    outputs = model.eval()(x)
+    maps = {}
+    for name, value in outputs.items():
+        up = F.interpolate(value.float(), scale_factor=float(model.output_stride),
+                           mode="bilinear", align_corners=False)[0, :, :height, :width]  # fmt: skip
+        if name == "seg":
+            maps[name] = up.argmax(0).to(torch.uint8).cpu().numpy()
+        elif name == "attention":
+            maps[name] = torch.sigmoid(up).cpu().numpy()
+        else:
+            maps[name] = up.cpu().numpy()
+    return maps
+
+
+def sample_figure(
+    model: torch.nn.Module, sample: Sample, class_names: Sequence[str], boxes_shown: int = 2
+) -> np.ndarray:
+    """One strip per image: image with boxes | ground truth | prediction | the attention map of
+    each of its largest ``boxes_shown`` boxes (Fig. 4) | affinity heatmaps (Fig. 5)."""
+    image = sample.image
+    maps = model_maps(model, image)
+    boxed = overlay(
+        image, None, boxes=sample.boxes, box_labels=sample.box_labels, class_names=class_names
+    )
+    panels = [("image + boxes", boxed)]
+    if sample.mask is not None:
+        panels.append(("ground truth", overlay(image, sample.mask)))
+    panels.append(("prediction", overlay(image, maps["seg"])))
+    if "attention" in maps:
+        for k in np.argsort(-box_area(sample.boxes), kind="stable")[:boxes_shown]:
+            label = int(sample.box_labels[k])
+            panel = attention_panel(image, maps["attention"][label], sample.boxes[k], label,
+                                    class_names[label])  # fmt: skip
+            panels.append((f"attention: {class_names[label]}", panel))
+    if "embed" in maps:
+        for pixel in chosen_pixels(sample):
+            panel = affinity_panel(image, affinity_map(maps["embed"], pixel), pixel)
+            panels.append((f"affinity to ({pixel[1]}, {pixel[0]})", panel))
+    return side_by_side(panels)
+
+
+def write_model_report(
+    model: torch.nn.Module, samples: Sequence[Sample], class_names: Sequence[str], out: Path,
+    title: str,
+) -> Path:  # fmt: skip
+    """Write one PNG per sample under ``out`` and ``out/index.html`` showing them; return it."""
+    out.mkdir(parents=True, exist_ok=True)
+    names = []
+    for sample in samples:
+        name = f"{sample.id}.png"
+        save_png(out / name, stack_rows([sample_figure(model, sample, class_names)]))
+        names.append(name)
+    heads = ", ".join(sorted(getattr(model, "heads", {"seg": None})))
+    parts = [f"<h1>{html.escape(title)}</h1>",
+             f"<p>Heads: {html.escape(heads)}. Attention maps are sigmoid values 0 (blue) to 1 "
+             "(red) with their box (Box2Seg Fig. 4); affinity maps show the cosine similarity "
+             "(Eq. 9) of every pixel's embedding to the marked pixel, -1 (blue) to 1 (red) "
+             "(Fig. 5).</p>"]  # fmt: skip
+    parts += [f'<h3>{html.escape(n[:-4])}</h3><img src="{html.escape(n)}">' for n in names]
+    doc = (f"<!doctype html><meta charset=utf-8><title>{html.escape(title)}</title>"
+           "<style>body{font-family:sans-serif;margin:2em}img{max-width:100%}</style>"
+           + "\n".join(parts))  # fmt: skip
+    index = out / "index.html"
+    tmp = index.with_name(f".{index.name}.tmp")
+    tmp.write_text(doc)
+    tmp.replace(index)
+    return index
+
+
+__all__ = [
+    "affinity_map",
+    "affinity_panel",
+    "attention_panel",
+    "chosen_pixels",
+    "heatmap",
+    "model_maps",
+    "sample_figure",
+    "write_model_report",
+]
