@@ -104,7 +104,9 @@ def main() -> int:
     parser.add_argument("--iterations", type=int, default=300)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--crop", type=int, default=320)
-    parser.add_argument("--precision", default="bf16")
+    parser.add_argument(
+        "--precision", default="fp32", help="bf16 only on CPUs with AVX512-BF16/AMX"
+    )
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--only", nargs="*", help="rows to (re)run")
     args = parser.parse_args()

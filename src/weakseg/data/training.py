@@ -46,6 +46,8 @@ class TrainingDataset(torch.utils.data.Dataset):
         labelled_seed: "semi": seed of the choice of those ids (independent of ``seed``, so
             runs with different training seeds see the same labelled images).
         drop_difficult: leave out boxes flagged difficult.
+        extra_maps: names of extra label maps of the pseudo-label store (e.g. BANA's "ret"),
+            augmented with the target and returned as "target_<name>".
     """
 
     def __init__(
@@ -58,11 +60,15 @@ class TrainingDataset(torch.utils.data.Dataset):
         labelled_fraction: float = 0.0,
         labelled_seed: int = 0,
         drop_difficult: bool = False,
+        extra_maps: tuple[str, ...] = (),
     ) -> None:
         if label_source not in LABEL_SOURCES:
             raise ValueError(f"unknown label source {label_source!r}; use {LABEL_SOURCES}")
         self.dataset, self.label_source, self.transform = dataset, label_source, transform
         self.seed, self.epoch, self.drop_difficult = seed, 0, drop_difficult
+        self.extra_maps = tuple(extra_maps)
+        if self.extra_maps and label_source != "pseudo":
+            raise ValueError("extra label maps need label_source 'pseudo'")
         self.labelled: set[str] = set()
         if label_source == "semi":
             self.labelled = choose_labelled(dataset.ids, labelled_fraction, labelled_seed)
@@ -103,17 +109,36 @@ class TrainingDataset(torch.utils.data.Dataset):
         if self.drop_difficult:
             boxes, box_labels = boxes[~sample.difficult], box_labels[~sample.difficult]
         target = self.target(sample, boxes, box_labels)
+        if self.extra_maps:
+            extra = [self.read_extra(sample, name) for name in self.extra_maps]
+            target = np.stack([target, *extra], axis=-1)
         rng = np.random.default_rng([self.seed, self.epoch, index])
         crop = self.transform(rng, sample.image, target, boxes, box_labels)
         image = torch.from_numpy(np.ascontiguousarray(crop.image)).permute(2, 0, 1)
-        return {
+        maps = torch.from_numpy(np.ascontiguousarray(crop.target)).long()
+        item = {f"target_{name}": maps[..., k + 1] for k, name in enumerate(self.extra_maps)}
+        return item | {
             "image": image.float().div_(255.0),
-            "target": torch.from_numpy(np.ascontiguousarray(crop.target)).long(),
+            "target": maps[..., 0] if self.extra_maps else maps,
             "boxes": torch.from_numpy(crop.boxes),
             "box_labels": torch.from_numpy(crop.box_labels),
             "valid": torch.from_numpy(np.ascontiguousarray(crop.valid)),
             "id": sample.id,
         }
+
+    def read_extra(self, sample: Sample, name: str) -> np.ndarray:
+        """Extra label map ``name`` of ``sample`` (e.g. BANA's Y_ret), checked like the target."""
+        path = self.store.path(sample.id, name)
+        if not path.exists():
+            raise FileNotFoundError(
+                f"no {name!r} map for {sample.id} in {self.store.root} ({path}); the generator "
+                "that made these labels does not write it"
+            )
+        label = self.store.read(sample.id, name)
+        if label.shape != (sample.height, sample.width):
+            raise DataError(str(path), f"{name} map is {label.shape[::-1]} (WxH) but image "
+                            f"{sample.id} is {sample.width}x{sample.height}")  # fmt: skip
+        return label
 
     def target(self, sample: Sample, boxes: np.ndarray, box_labels: np.ndarray) -> np.ndarray:
         """H x W uint8 training target of one sample at its original size."""
@@ -188,6 +213,7 @@ def collate_training(items: list[dict]) -> dict:
         "image": torch.stack([it["image"] for it in items]),
         "target": torch.stack([it["target"] for it in items]),
         "valid": torch.stack([it["valid"] for it in items]),
+        **{k: torch.stack([it[k] for it in items]) for k in items[0] if k.startswith("target_")},
         "boxes": [it["boxes"] for it in items],
         "box_labels": [it["box_labels"] for it in items],
         "id": [it["id"] for it in items],

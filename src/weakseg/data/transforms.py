@@ -29,7 +29,7 @@ class Crop:
     "smaller box on top" still compares the objects' true sizes."""
 
     image: np.ndarray  # S x S x 3 uint8
-    target: np.ndarray  # S x S uint8, 255 = ignore (also the padding)
+    target: np.ndarray  # S x S (or S x S x k) uint8, 255 = ignore (also the padding)
     boxes: np.ndarray  # K x 4 float32
     box_labels: np.ndarray  # K int64
     valid: np.ndarray | None = None  # S x S bool: pixels of the image (False on the padding)
@@ -56,12 +56,12 @@ class TrainTransform:
     ) -> Crop:
         scale = rng.uniform(self.scale_min, self.scale_max)
         image, target, boxes = rescale(image, target, boxes, scale)
-        height, width = target.shape
+        height, width = target.shape[:2]
         image, target = pad_to(image, target, self.crop_size)
-        # The padding mask travels with the target as a second channel through crop and flip.
-        valid = np.zeros(target.shape, dtype=np.uint8)
+        # The padding mask travels with the target as a last channel through crop and flip.
+        valid = np.zeros(target.shape[:2], dtype=np.uint8)
         valid[:height, :width] = 1
-        maps = np.stack([target, valid], axis=-1)
+        maps = np.concatenate([target.reshape(*target.shape[:2], -1), valid[..., None]], axis=-1)
         image, maps, boxes, box_labels = random_crop(
             rng, image, maps, boxes, box_labels, self.crop_size
         )
@@ -69,14 +69,16 @@ class TrainTransform:
             image, maps, boxes = hflip(image, maps, boxes)
         if self.color_jitter > 0:
             image = color_jitter(rng, image, self.color_jitter)
-        return Crop(image, maps[..., 0], boxes, box_labels, valid=maps[..., 1] > 0)
+        target = maps[..., 0] if target.ndim == 2 else maps[..., :-1]
+        return Crop(image, target, boxes, box_labels, valid=maps[..., -1] > 0)
 
 
 def rescale(
     image: np.ndarray, target: np.ndarray, boxes: np.ndarray, scale: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Resize by ``scale`` (bilinear image, nearest target) and scale the boxes to match."""
-    height, width = target.shape
+    """Resize by ``scale`` (bilinear image, nearest target) and scale the boxes to match.
+    ``target`` may be H x W or H x W x k (k label maps resized together, k <= 4)."""
+    height, width = target.shape[:2]
     new_h, new_w = max(1, round(height * scale)), max(1, round(width * scale))
     image = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
     target = cv2.resize(target, (new_w, new_h), interpolation=cv2.INTER_NEAREST)
@@ -87,12 +89,13 @@ def rescale(
 def pad_to(image: np.ndarray, target: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     """Pad bottom/right to at least ``size`` x ``size``: image with PAD_COLOR, target with 255.
     Boxes need no change (the origin stays)."""
-    height, width = target.shape
+    height, width = target.shape[:2]
     pad_h, pad_w = max(size - height, 0), max(size - width, 0)
     if pad_h == 0 and pad_w == 0:
         return image, target
     image = cv2.copyMakeBorder(image, 0, pad_h, 0, pad_w, cv2.BORDER_CONSTANT, value=PAD_COLOR)
-    target = cv2.copyMakeBorder(target, 0, pad_h, 0, pad_w, cv2.BORDER_CONSTANT, value=IGNORE)
+    widths = ((0, pad_h), (0, pad_w)) + ((0, 0),) * (target.ndim - 2)  # every channel gets 255
+    target = np.pad(target, widths, constant_values=IGNORE)
     return image, target
 
 

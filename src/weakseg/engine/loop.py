@@ -128,6 +128,7 @@ def build_training_dataset(cfg: Config, method: Method) -> TrainingDataset:
         labelled_fraction=getattr(method, "labelled_fraction", 0.0),
         labelled_seed=getattr(method, "labelled_seed", 0),
         drop_difficult=d.drop_difficult,
+        extra_maps=getattr(method, "extra_maps", ()),
     )
 
 
@@ -276,6 +277,7 @@ def _iterate(run: Run, start: int) -> None:
             batches = epoch_iterator(run.loader, epoch, skip=step * per_step)
         stage, stage_start, stage_length = stage_of(it, stages)
         run.method.set_stage(stage)
+        run.method.set_progress(it - stage_start, stage_length)
         for group in run.optimizer.param_groups:
             group["lr"] = poly_lr(group["base_lr"], it - stage_start, stage_length, tc.poly_power)
         meter.add(train_step(run, batches, check_weights=it == start))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from weakseg.methods.bana import BapClassification, NoiseAwareSegmentation
 from weakseg.methods.base import Method, build_segmenter_from_config
 from weakseg.methods.baselines import (
     BoxSupervision,
@@ -23,6 +24,8 @@ METHODS: dict[str, type[Method]] = {
     "pseudo": PseudoLabelSupervision,
     "semi": SemiSupervision,
     "box2seg": Box2Seg,
+    "bana-classifier": BapClassification,
+    "bana": NoiseAwareSegmentation,
 }
 
 

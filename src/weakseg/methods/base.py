@@ -46,6 +46,11 @@ class Method(ABC):
         """Called by the loop before every iteration with the index of its stage."""
         return None
 
+    def set_progress(self, iteration: int, total: int) -> None:
+        """Called by the loop before every iteration: ``iteration`` of ``total`` in its stage
+        (for schedules inside a loss, e.g. BANA's bootstrapping beta)."""
+        return None
+
     def params(self) -> dict:
         """The method's parameters as a plain dict (for logs and summaries)."""
         return dataclasses.asdict(self) if dataclasses.is_dataclass(self) else {}

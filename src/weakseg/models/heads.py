@@ -50,6 +50,35 @@ class CosineClassifier(nn.Module):
         return self.scale * F.conv2d(x, w[:, :, None, None])
 
 
+class DotClassifier(nn.Module):
+    """Bias-free 1x1 conv: logits = phi . W_c (BANA supplement Eq. 2, the dot-product classifier
+    its cosine classifier is compared with). Init N(0, 0.01)."""
+
+    def __init__(self, in_ch: int, num_classes: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(num_classes, in_ch))
+        nn.init.normal_(self.weight, std=0.01)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.weight.to(x.dtype)[:, :, None, None])
+
+
+class CosineReadout(nn.Module):
+    """cos(phi(p), W_c) for the weights W of another classifier head (shared, not copied):
+    BANA Eq. 11's correlation, whatever the classifier (cosine or dot product). It owns no
+    parameters of its own, so it adds nothing to train or to export."""
+
+    def __init__(self, classifier: nn.Module) -> None:
+        super().__init__()
+        self._classifier = [classifier]  # a list: not registered as a submodule (no duplicate)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weight = self._classifier[0].weight.reshape(self._classifier[0].weight.shape[0], -1)
+        x = F.normalize(x, dim=1, eps=1e-6)
+        w = F.normalize(weight, dim=1, eps=1e-6).to(x.dtype)
+        return F.conv2d(x, w[:, :, None, None])
+
+
 class ConvHead(nn.Module):
     """3x3 conv + BatchNorm + ReLU + 1x1 conv: B x in_ch x h x w -> B x out_ch x h x w.
 
@@ -74,4 +103,5 @@ class ConvHead(nn.Module):
 HEADS: dict[str, type[nn.Module]] = {
     "conv": SegmentationHead,
     "cosine": CosineClassifier,
+    "dot": DotClassifier,
 }

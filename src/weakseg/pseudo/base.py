@@ -52,8 +52,10 @@ def make_generator(name: str, **params) -> Generator:
 
 def _registry() -> dict[str, type[Generator]]:
     # Imported here so that `weakseg labels --generator box` does not import OpenCV or pydensecrf.
+    from weakseg.pseudo.bana import BanaGenerator
     from weakseg.pseudo.box import BoxGenerator
     from weakseg.pseudo.crf import CrfBoxGenerator
     from weakseg.pseudo.grabcut import GrabCutGenerator
 
-    return {g.name: g for g in (BoxGenerator, GrabCutGenerator, CrfBoxGenerator)}
+    generators = (BoxGenerator, GrabCutGenerator, CrfBoxGenerator, BanaGenerator)
+    return {g.name: g for g in generators}
