@@ -197,6 +197,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from weakseg.data.dataset import open_dataset
     from weakseg.engine.loop import load_trained
+    from weakseg.pseudo.store import LabelStore
     from weakseg.viz.maps import write_model_report
 
     model, cfg = load_trained(args.run_dir, args.device)
@@ -209,7 +210,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     samples = [dataset[index[i]] for i in ids]
     out = Path(args.out) if args.out else Path(args.run_dir) / "report"
     title = f"{Path(args.run_dir).name} ({cfg.train.method}) on {dataset.spec}"
-    page = write_model_report(model, samples, dataset.classes.names, out, title)
+    labels = args.labels or (cfg.data.labels if cfg.train.method == "bana" else "")
+    store = LabelStore(labels) if labels else None
+    page = write_model_report(model, samples, dataset.classes.names, out, title, store)
     print(f"wrote {len(samples)} pictures and {page}")
     return 0
 
@@ -318,6 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ids", nargs="*", help="image ids to show (default: the first --limit)")
     p.add_argument("--limit", type=int, default=6, help="images when --ids is not given")
     p.add_argument("--out", help="output folder (default: RUN_DIR/report)")
+    p.add_argument("--labels", help="BANA: Y_crf/Y_ret label directory (default: data.labels)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
 
     p = command("export", cmd_export, "export the segmentation network to ONNX")

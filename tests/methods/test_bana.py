@@ -153,3 +153,21 @@ def test_generator_refuses_a_missing_or_wrong_run(tmp_path: Path):
     gen = make_generator("bana", run_dir=str(tmp_path / "box"))
     with pytest.raises(ValueError, match="bana-classifier"):
         gen.generate(open_dataset("synthetic:1")[0])
+
+
+def test_report_pictures_for_both_bana_networks(tmp_path: Path):
+    cfg1 = load_config(REPO / "configs" / "bana_classifier_synthetic.yaml",
+                       [*TINY, "train.iterations=1"])  # fmt: skip
+    labels = write_bana_style_labels(tmp_path / "bana-labels")  # training ids
+    write_bana_style_labels(labels, "synthetic:2:5")  # the report's ids
+    cfg3 = tiny_config(
+        "bana_synthetic.yaml", tmp_path, "train.iterations=1", f"data.labels={labels}"
+    )
+    with single_torch_thread():
+        train(cfg1, tmp_path / "stage1")
+        train(cfg3, tmp_path / "stage3")
+        for run in ("stage1", "stage3"):
+            code = weakseg(["report", "--run-dir", str(tmp_path / run), "--dataset",
+                            "synthetic:2:5", "--labels", str(labels), "--device", "cpu"])  # fmt: skip
+            assert code == 0
+            assert len(list((tmp_path / run / "report").glob("*.png"))) == 2

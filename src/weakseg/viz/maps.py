@@ -96,11 +96,60 @@ def model_maps(model: torch.nn.Module, image: np.ndarray) -> dict[str, np.ndarra
     return maps
 
 
-def sample_figure(
+def classifier_figure(
     model: torch.nn.Module, sample: Sample, class_names: Sequence[str], boxes_shown: int = 2
 ) -> np.ndarray:
+    """BANA stage 1-2 for one image (paper Fig. 3-5): image with boxes | background attention A
+    (grid 1) | u_0 | u_c of the largest boxes' classes | Y_crf | Y_ret (the generator's defaults)."""
+    from weakseg.pseudo.bana import BanaGenerator
+
+    gen = BanaGenerator(run_dir="(in memory)")
+    gen._model = model.eval()
+    image, (h, w) = sample.image, (sample.height, sample.width)
+    boxed = overlay(
+        image, None, boxes=sample.boxes, box_labels=sample.box_labels, class_names=class_names
+    )
+    panels = [("image + boxes", boxed)]
+    if sample.mask is not None:
+        panels.append(("ground truth", overlay(image, sample.mask)))
+    if len(sample.boxes) == 0:
+        return side_by_side(panels)
+    f, scores, stride = gen.features(image)
+    classes, units = gen.unaries(sample, f, scores, stride)
+    attention = BanaGenerator(run_dir="x", bg_threshold=0.0)
+    attention._model = gen._model
+    _, raw = attention.unaries(sample, f, scores, stride)
+
+    def full(m: torch.Tensor) -> np.ndarray:
+        up = F.interpolate(m[None, None], scale_factor=float(stride), mode="bilinear",
+                           align_corners=False)[0, 0, :h, :w]  # fmt: skip
+        return up.clamp(0, 1).numpy()
+
+    panels.append(("background attention A", heatmap(image, full(raw[0]))))
+    panels.append(("u_0 (A, 0.99 max)", heatmap(image, full(units[0]))))
+    for i, c in enumerate(classes[:boxes_shown], start=1):
+        panels.append((f"u_c: {class_names[int(c)]}", heatmap(image, full(units[i]))))
+    maps = gen.generate_maps(sample)
+    panels.append(("Y_crf", overlay(image, maps["labels"])))
+    panels.append(("Y_ret", overlay(image, maps["ret"])))
+    return side_by_side(panels)
+
+
+def sample_figure(
+    model: torch.nn.Module,
+    sample: Sample,
+    class_names: Sequence[str],
+    boxes_shown: int = 2,
+    labels: dict[str, np.ndarray] | None = None,
+) -> np.ndarray:
     """One strip per image: image with boxes | ground truth | prediction | the attention map of
-    each of its largest ``boxes_shown`` boxes (Fig. 4) | affinity heatmaps (Fig. 5)."""
+    each of its largest ``boxes_shown`` boxes (Box2Seg Fig. 4) | affinity heatmaps (Fig. 5) |
+    with a BANA segmentation model and its ``labels`` ({"labels": Y_crf, "ret": Y_ret}): the
+    disagreement ~S and the NAL confidence sigma (Eq. 12) there (BANA Fig. 5)."""
+    from weakseg.models.classifier import BoxClassifier
+
+    if isinstance(model, BoxClassifier):
+        return classifier_figure(model, sample, class_names, boxes_shown)
     image = sample.image
     maps = model_maps(model, image)
     boxed = overlay(
@@ -120,26 +169,47 @@ def sample_figure(
         for pixel in chosen_pixels(sample):
             panel = affinity_panel(image, affinity_map(maps["embed"], pixel), pixel)
             panels.append((f"affinity to ({pixel[1]}, {pixel[0]})", panel))
+    if "cos" in maps and labels is not None:
+        from weakseg.losses.bana import nal_confidence
+
+        y_crf, y_ret = labels["labels"], labels["ret"]
+        disagree = ((y_crf != y_ret) & (y_crf != 255)).astype(np.uint8)
+        sigma = nal_confidence(torch.from_numpy(maps["cos"])[None],
+                               torch.from_numpy(y_crf.astype(np.int64))[None])[0].numpy()  # fmt: skip
+        panels.append(("Y_crf", overlay(image, y_crf)))
+        panels.append(("Y_ret", overlay(image, y_ret)))
+        panels.append(("~S (disagree)", heatmap(image, disagree.astype(np.float32))))
+        panels.append(("sigma on ~S", heatmap(image, sigma * disagree)))
     return side_by_side(panels)
 
 
 def write_model_report(
     model: torch.nn.Module, samples: Sequence[Sample], class_names: Sequence[str], out: Path,
-    title: str,
+    title: str, label_store=None,
 ) -> Path:  # fmt: skip
-    """Write one PNG per sample under ``out`` and ``out/index.html`` showing them; return it."""
+    """Write one PNG per sample under ``out`` and ``out/index.html`` showing them; return it.
+    ``label_store``: a LabelStore with Y_crf / Y_ret for the BANA confidence panels."""
     out.mkdir(parents=True, exist_ok=True)
     names = []
     for sample in samples:
         name = f"{sample.id}.png"
-        save_png(out / name, stack_rows([sample_figure(model, sample, class_names)]))
+        labels = None
+        if label_store is not None and label_store.path(sample.id, "ret").exists():
+            labels = {
+                "labels": label_store.read(sample.id),
+                "ret": label_store.read(sample.id, "ret"),
+            }  # noqa: E501
+        figure = sample_figure(model, sample, class_names, labels=labels)
+        save_png(out / name, stack_rows([figure]))
         names.append(name)
     heads = ", ".join(sorted(getattr(model, "heads", {"seg": None})))
     parts = [f"<h1>{html.escape(title)}</h1>",
              f"<p>Heads: {html.escape(heads)}. Attention maps are sigmoid values 0 (blue) to 1 "
              "(red) with their box (Box2Seg Fig. 4); affinity maps show the cosine similarity "
              "(Eq. 9) of every pixel's embedding to the marked pixel, -1 (blue) to 1 (red) "
-             "(Fig. 5).</p>"]  # fmt: skip
+             "(Fig. 5). BANA: A and u_0 are background scores, u_c normalised CAMs (Eq. 5-7); "
+             "sigma is the noise-aware loss's confidence (Eq. 12) on the pixels where Y_crf and "
+             "Y_ret disagree.</p>"]  # fmt: skip
     parts += [f'<h3>{html.escape(n[:-4])}</h3><img src="{html.escape(n)}">' for n in names]
     doc = (f"<!doctype html><meta charset=utf-8><title>{html.escape(title)}</title>"
            "<style>body{font-family:sans-serif;margin:2em}img{max-width:100%}</style>"
