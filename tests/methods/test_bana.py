@@ -167,7 +167,7 @@ def test_report_pictures_for_both_bana_networks(tmp_path: Path):
         train(cfg1, tmp_path / "stage1")
         train(cfg3, tmp_path / "stage3")
         for run in ("stage1", "stage3"):
-            code = weakseg(["report", "--run-dir", str(tmp_path / run), "--dataset",
-                            "synthetic:2:5", "--labels", str(labels), "--device", "cpu"])  # fmt: skip
+            args = ["--dataset", "synthetic:2:5", "--labels", str(labels), "--device", "cpu"]
+            code = weakseg(["report", "--run-dir", str(tmp_path / run), *args])
             assert code == 0
             assert len(list((tmp_path / run / "report").glob("*.png"))) == 2

@@ -100,7 +100,7 @@ def classifier_figure(
     model: torch.nn.Module, sample: Sample, class_names: Sequence[str], boxes_shown: int = 2
 ) -> np.ndarray:
     """BANA stage 1-2 for one image (paper Fig. 3-5): image with boxes | background attention A
-    (grid 1) | u_0 | u_c of the largest boxes' classes | Y_crf | Y_ret (the generator's defaults)."""
+    (grid 1) | u_0 | u_c of the largest boxes' classes | Y_crf | Y_ret (generator defaults)."""
     from weakseg.pseudo.bana import BanaGenerator
 
     gen = BanaGenerator(run_dir="(in memory)")
@@ -174,8 +174,9 @@ def sample_figure(
 
         y_crf, y_ret = labels["labels"], labels["ret"]
         disagree = ((y_crf != y_ret) & (y_crf != 255)).astype(np.uint8)
-        sigma = nal_confidence(torch.from_numpy(maps["cos"])[None],
-                               torch.from_numpy(y_crf.astype(np.int64))[None])[0].numpy()  # fmt: skip
+        cosine = torch.from_numpy(maps["cos"])[None]
+        sigma = nal_confidence(cosine, torch.from_numpy(y_crf.astype(np.int64))[None])
+        sigma = sigma[0].numpy()
         panels.append(("Y_crf", overlay(image, y_crf)))
         panels.append(("Y_ret", overlay(image, y_ret)))
         panels.append(("~S (disagree)", heatmap(image, disagree.astype(np.float32))))
