@@ -76,7 +76,8 @@ class TrainConfig:
     weight_decay: float = 1e-4
     head_lr_mult: float = 10.0  # decoder + heads learn this much faster (DeepLab's 10x)
     poly_power: float = 0.9  # lr = base * (1 - it / iterations) ** poly_power
-    precision: str = "fp32"  # "fp32", "bf16" (autocast, CPU or GPU), "fp16" (GPU, GradScaler)
+    precision: str = "fp32"  # "fp32", "bf16" (autocast, CPU or GPU), "fp16" (GPU, GradScaler),
+    # "auto": bf16 on CUDA and on CPUs with native bf16 (AVX512-BF16 / AMX), else fp32
     channels_last: bool = False  # NHWC memory format (faster for lite0 on CPU)
     grad_accum: int = 1  # batches per optimizer step
     seed: int = 0
@@ -128,7 +129,7 @@ class Config:
 
 CHOICES = {
     "train.optimizer": ("sgd", "adam"),
-    "train.precision": ("fp32", "bf16", "fp16"),
+    "train.precision": ("fp32", "bf16", "fp16", "auto"),
     "model.weights": ("imagenet", "none"),
 }
 # Keys that may change when a run is resumed. data.workers and the logging intervals never change

@@ -100,7 +100,7 @@ def train_and_evaluate(s: DemoSettings, val: Dataset, out: Path) -> dict[str, Co
             f"data.labels={out / 'labels' / labels if labels else ''}",
             f"train.iterations={s.iterations}", f"data.batch_size={s.batch_size}",
             f"data.crop_size={s.crop_size}", "data.scale_min=0.75", "data.scale_max=1.25",
-            "train.precision=bf16", "train.channels_last=true", "train.lr=0.01",
+            "train.precision=auto", "train.channels_last=true", "train.lr=0.01",
             f"train.checkpoint_every={max(s.iterations // 3, 1)}", "train.eval_every=0",
         ]  # fmt: skip
         print(f"\ntraining {run_name} ({method}) for {s.iterations} iterations")

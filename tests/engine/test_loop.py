@@ -156,3 +156,15 @@ def test_a_run_killed_before_its_first_checkpoint_restarts_without_duplicate_met
     again = metrics(run_dir)
     assert [m["iteration"] for m in again] == [1, 2]
     assert [m["loss"] for m in again] == [m["loss"] for m in first]
+
+
+def test_auto_precision_is_fp32_without_native_bf16(monkeypatch):
+    import torch
+
+    from weakseg.engine import loop
+
+    monkeypatch.setattr(loop, "native_cpu_bf16", lambda: False)
+    assert loop.resolve_precision("auto", torch.device("cpu")) == "fp32"
+    monkeypatch.setattr(loop, "native_cpu_bf16", lambda: True)
+    assert loop.resolve_precision("auto", torch.device("cpu")) == "bf16"
+    assert loop.resolve_precision("fp16", torch.device("cpu")) == "fp16"  # explicit stays
