@@ -6,7 +6,7 @@ Rows (one JSON each under benchmarks/results/train_throughput/):
 for mode in fp32, bf16, channels_last, bf16+channels_last. Each measures steady-state images/s over
 the steps after a warm-up, on voc-dev dev_train crops (batch 8, 320 x 320, lite0 + DeepLabV3+).
 
-    python -m benchmarks.train_throughput [--steps 20] [--warmup 3]
+    python -m benchmarks.train_throughput [--steps 12] [--warmup 2] [--emulated-bf16-steps 2]
 """
 
 from __future__ import annotations
@@ -24,7 +24,13 @@ from benchmarks.common import DEFAULT_VOC, HERE, load_rows, save_row
 from benchmarks.results_md import replace_section
 from weakseg.config import load_config
 from weakseg.data.training import collate_training
-from weakseg.engine.loop import build_optimizer, build_training_dataset, poly_lr, train
+from weakseg.engine.loop import (
+    build_optimizer,
+    build_training_dataset,
+    native_cpu_bf16,
+    poly_lr,
+    train,
+)
 from weakseg.methods import build_method
 
 ROWS = HERE / "results" / "train_throughput"
@@ -92,15 +98,18 @@ def render(rows: dict) -> str:
     any_row = next(iter(rows.values()))
     lines = ["## Training throughput on this CPU", "",
              f"voc-dev dev_train crops, batch {any_row['batch']}, 320 x 320, lite0 + DeepLabV3+, "
-             f"`full` method; images/s over {any_row['steps']} steps after {any_row['warmup']} "
-             "warm-up steps, data loading included (2 loader workers).", "",
-             "| mode | bare PyTorch loop img/s | weakseg trainer img/s | trainer overhead |",
-             "|---|---|---|---|"]  # fmt: skip
+             "`full` method, images/s over the steps after the warm-up steps, data loading "
+             "included (2 loader workers), torch on all cores. This CPU computes bf16 "
+             + ("natively." if any_row.get("native_bf16") else "by emulation (no AVX512-BF16 "
+                "/ AMX), so its bf16 rows run a few steps only."), "",
+             "| mode | steps (warm-up) | bare PyTorch loop img/s | weakseg trainer img/s | "
+             "trainer overhead |", "|---|---|---|---|---|"]  # fmt: skip
     for mode in MODES:
         bare, ours = rows.get(f"bare-{mode}"), rows.get(f"trainer-{mode}")
         if bare and ours:
             overhead = 100 * (bare["images_per_s"] / ours["images_per_s"] - 1)
-            lines.append(f"| {mode} | {bare['images_per_s']:.2f} | {ours['images_per_s']:.2f} | "
+            lines.append(f"| {mode} | {bare['steps']} ({bare['warmup']}) | "
+                         f"{bare['images_per_s']:.2f} | {ours['images_per_s']:.2f} | "
                          f"{overhead:+.1f}% |")  # fmt: skip
     lines += ["", f"Measured on {any_row['machine']}, {any_row['date']}, with "
               "`python -m benchmarks.train_throughput`."]  # fmt: skip
@@ -110,20 +119,26 @@ def render(rows: dict) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", default=DEFAULT_VOC)
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=12)
+    parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--emulated-bf16-steps", type=int, default=2,
+                        help="steps for bf16 modes on CPUs without native bf16")  # fmt: skip
     parser.add_argument("--out", default="bench-out/throughput")
     parser.add_argument("--only", nargs="*", help="modes to (re)run")
     args = parser.parse_args()
     for mode in MODES:
         if args.only and mode not in args.only:
             continue
-        cfg = config(args, mode)
-        common = {"mode": mode, "steps": args.steps, "warmup": args.warmup, "batch": args.batch}
-        ips = bare_loop(cfg, args.steps)
+        run = argparse.Namespace(**vars(args))
+        if "bf16" in mode and not native_cpu_bf16():  # emulated bf16: ~10x slower per step
+            run.steps, run.warmup = args.emulated_bf16_steps, 1
+        cfg = config(run, mode)
+        common = {"mode": mode, "steps": run.steps, "warmup": run.warmup, "batch": args.batch,
+                  "native_bf16": native_cpu_bf16()}  # fmt: skip
+        ips = bare_loop(cfg, run.steps)
         save_row(ROWS, f"bare-{mode}", common | {"images_per_s": ips})
-        ips = trainer(cfg, Path(args.out) / mode, args.warmup)
+        ips = trainer(cfg, Path(args.out) / mode, run.warmup)
         save_row(ROWS, f"trainer-{mode}", common | {"images_per_s": ips})
         replace_section(HERE / "RESULTS.md", "train-throughput", render(load_rows(ROWS)))
     return 0
