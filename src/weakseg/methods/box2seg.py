@@ -58,7 +58,8 @@ class Box2Seg(Method):
     alpha_reg: str = "fr"  # L_alpha: "fr" (fill-rate margin) or "bbox" (Eq. 6)
     gamma: float = 0.7  # fill-rate margin factor
     embed_dim: int = 32  # d, the embedding size (the paper does not give it)
-    head_channels: int = 128  # hidden channels of the attention and embedding heads
+    head_channels: int = 64  # hidden channels of the attention and embedding heads
+    head_kernel: int = 1  # kernel of their first conv (3 costs ~4 GFLOP per 320 px image)
     affinity_samples: int = 256  # pixels per image for Eq. 10 (all pairs among them)
     affinity_detach_y: bool = False  # stop L_A's gradient into y (stage 2)
     pretrain_fraction: float = 0.1  # share of train.iterations in stage 1 (embeddings only)
@@ -98,9 +99,13 @@ class Box2Seg(Method):
     def build_model(self, cfg: Config, num_classes: int) -> nn.Module:
         heads = {}
         if self.uses_attention:
-            heads["attention"] = lambda ch: ConvHead(ch, num_classes, self.head_channels)
+            heads["attention"] = lambda ch: ConvHead(
+                ch, num_classes, self.head_channels, self.head_kernel
+            )
         if self.uses_embeddings:
-            heads["embed"] = lambda ch: ConvHead(ch, self.embed_dim, self.head_channels)
+            heads["embed"] = lambda ch: ConvHead(
+                ch, self.embed_dim, self.head_channels, self.head_kernel
+            )
         return build_segmenter_from_config(cfg.model, num_classes, extra_heads=heads)
 
     def stage_lengths(self, iterations: int) -> list[int]:
