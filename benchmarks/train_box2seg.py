@@ -26,7 +26,7 @@ import sys
 from benchmarks.common import HERE, load_rows, save_row
 from benchmarks.results_md import replace_section
 from benchmarks.train_baselines import ROWS as BASELINE_ROWS
-from benchmarks.train_baselines import train_row
+from benchmarks.train_baselines import common_budget, conditions, train_row
 
 ROWS = HERE / "results" / "train_box2seg"
 RUNS = {
@@ -46,34 +46,38 @@ TABLE3 = [
     ("box2seg", "box2seg", "Box2Seg", "L_GC + L_AW + L_alpha^fr + L_A", 74.9),
 ]
 TABLE4 = [
-    ("full", "baseline", "Supervised", "CE on masks", None),
-    ("full-awl", "box2seg", "+ L_AW", "CE on masks + L_AW + L_alpha^fr", None),
+    ("full", "baseline", "Supervised", "CE on masks", "—"),
+    ("full-awl", "box2seg", "+ L_AW", "CE on masks + L_AW + L_alpha^fr", "+1.5 over Supervised"),
 ]
 
 
 def _table(title: str, spec: list, rows: dict, baselines: dict, full: float | None) -> list[str]:
-    lines = [title, "", "| row | losses | mIoU | / full | paper | train wall | img/s | command |",
-             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [title, "",
+             "| row | losses | mIoU | / full | paper | train wall | img/s | date | command |",
+             "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for name, where, paper_name, losses, paper in spec:
         r = (baselines if where == "baseline" else rows).get(name)
-        paper_cell = f"{paper:.1f}" if paper is not None else "+1.5 over Supervised"
+        paper_cell = paper if isinstance(paper, str) else f"{paper:.1f}"
         if r is None:
-            lines.append(f"| {paper_name} | {losses} | not measured yet | | {paper_cell} | | | |")
+            lines.append(f"| {paper_name} | {losses} | not measured yet | | {paper_cell} | | | | |")
             continue
         ratio = f"{r['miou'] / full:.2f}" if full else "—"
         s = r["summary"]
+        commands = f"`{r['train_command']}` then `{r['eval_command']}`"
         lines.append(f"| {paper_name} | {losses} | {100 * r['miou']:.1f} | {ratio} | "
                      f"{paper_cell} | {s['seconds'] / 60:.1f} min | {s['images_per_s']:.2f} | "
-                     f"`{r['train_command']}` then `{r['eval_command']}` |")  # fmt: skip
+                     f"{r['date']} | {commands} |")  # fmt: skip
     return lines
 
 
 def render(rows: dict[str, dict], baselines: dict[str, dict]) -> str:
     full = baselines.get("full", {}).get("miou")
-    some = next(iter(rows.values()), None) or next(iter(baselines.values()))
+    shown = {**{k: v for k, v in baselines.items() if k in ("box", "pseudo-grabcut", "full")},
+             **rows}  # fmt: skip
+    shared, note = common_budget(shown)
     lines = ["## Box2Seg ablations on voc-dev (dev_train -> dev_val)", "",
              "The budget of the baseline table (lite0 + DeepLabV3+, "
-             f"{', '.join(some['budget'])}); the two-stage rows spend the first 10% of those "
+             f"{', '.join(shared)}).{note} The two-stage rows spend the first 10% of those "
              "iterations on embedding pretraining (Eq. 10 against M). M = the GrabCut labels of "
              "the pseudo-label table. 'paper' is the Box2Seg paper's VOC 2012 val mIoU with "
              "ResNet-101 at full scale: compare orderings, not values.", ""]  # fmt: skip
@@ -81,7 +85,7 @@ def render(rows: dict[str, dict], baselines: dict[str, dict]) -> str:
     lines += [""]
     lines += _table("Table 4 (the attention-weighted loss with full supervision):", TABLE4, rows,
                     baselines, full)  # fmt: skip
-    lines += ["", f"Measured on {some['machine']}, {some['date']}, with "
+    lines += ["", f"Measured on {conditions(shown)}, with "
               "`python -m benchmarks.train_box2seg` (Box/GrabCut/Supervised rows: "
               "`python -m benchmarks.train_baselines`)."]  # fmt: skip
     return "\n".join(lines)
