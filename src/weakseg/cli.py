@@ -200,7 +200,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from weakseg.pseudo.store import LabelStore
     from weakseg.viz.maps import write_model_report
 
-    model, cfg = load_trained(args.run_dir, args.device)
+    model, cfg = load_trained(args.run_dir, args.device, args.snapshot)
     dataset = open_dataset(args.dataset or cfg.data.val)
     ids = args.ids or dataset.ids[: args.limit]
     unknown = [i for i in ids if i not in set(dataset.ids)]
@@ -208,8 +208,11 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise ValueError(f"{dataset.spec} has no image(s) {unknown}")
     index = {i: k for k, i in enumerate(dataset.ids)}
     samples = [dataset[index[i]] for i in ids]
-    out = Path(args.out) if args.out else Path(args.run_dir) / "report"
+    default_out = "report" if args.snapshot is None else f"report-{args.snapshot}"
+    out = Path(args.out) if args.out else Path(args.run_dir) / default_out
     title = f"{Path(args.run_dir).name} ({cfg.train.method}) on {dataset.spec}"
+    if args.snapshot is not None:
+        title += f", weights after {args.snapshot} iterations"
     labels = args.labels or (cfg.data.labels if cfg.train.method == "bana" else "")
     store = LabelStore(labels) if labels else None
     page = write_model_report(model, samples, dataset.classes.names, out, title, store)
@@ -322,6 +325,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=6, help="images when --ids is not given")
     p.add_argument("--out", help="output folder (default: RUN_DIR/report)")
     p.add_argument("--labels", help="BANA: Y_crf/Y_ret label directory (default: data.labels)")
+    p.add_argument("--snapshot", type=int, help="use the weights kept after N iterations "
+                   "(train.snapshot_every), e.g. the NAL confidence at several epochs")  # fmt: skip
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
 
     p = command("export", cmd_export, "export the segmentation network to ONNX")

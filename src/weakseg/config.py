@@ -85,6 +85,7 @@ class TrainConfig:
     threads: int = 0  # torch CPU threads per process (0 = torch's default, all cores)
     log_every: int = 10  # iterations between metrics.jsonl / TensorBoard lines
     checkpoint_every: int = 100  # iterations between checkpoints (also at every epoch end)
+    snapshot_every: int = 0  # also keep the weights every N iterations (snapshots/; 0 = never)
     eval_every: int = 0  # iterations between validations on data.val (0 = never)
     loss_weights: dict[str, float] = field(default_factory=dict)  # loss term -> weight (1.0)
 
@@ -136,6 +137,7 @@ CHOICES = {
 # what is computed; another device or thread count may change the last bits of float sums.
 RESUMABLE_KEYS = (
     "data.workers", "train.log_every", "train.checkpoint_every", "train.device", "train.threads",
+    "train.snapshot_every",
 )  # fmt: skip
 
 

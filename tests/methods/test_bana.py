@@ -160,9 +160,8 @@ def test_report_pictures_for_both_bana_networks(tmp_path: Path):
                        [*TINY, "train.iterations=1"])  # fmt: skip
     labels = write_bana_style_labels(tmp_path / "bana-labels")  # training ids
     write_bana_style_labels(labels, "synthetic:2:5")  # the report's ids
-    cfg3 = tiny_config(
-        "bana_synthetic.yaml", tmp_path, "train.iterations=1", f"data.labels={labels}"
-    )
+    cfg3 = tiny_config("bana_synthetic.yaml", tmp_path, "train.iterations=2",
+                       "train.snapshot_every=1", f"data.labels={labels}")  # fmt: skip
     with single_torch_thread():
         train(cfg1, tmp_path / "stage1")
         train(cfg3, tmp_path / "stage3")
@@ -171,3 +170,8 @@ def test_report_pictures_for_both_bana_networks(tmp_path: Path):
             code = weakseg(["report", "--run-dir", str(tmp_path / run), *args])
             assert code == 0
             assert len(list((tmp_path / run / "report").glob("*.png"))) == 2
+        # the NAL confidence after 1 of the 2 iterations (train.snapshot_every=1)
+        args = ["--dataset", "synthetic:2:5", "--device", "cpu", "--snapshot", "1"]
+        assert weakseg(["report", "--run-dir", str(tmp_path / "stage3"), *args]) == 0
+        assert len(list((tmp_path / "stage3" / "report-1").glob("*.png"))) == 2
+        assert weakseg(["report", "--run-dir", str(tmp_path / "stage3"), *args[:-1], "7"]) == 2

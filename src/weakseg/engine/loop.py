@@ -8,6 +8,7 @@ A run directory ends up holding::
     metrics.jsonl        one JSON line per log step: iteration, lr, loss, loss/<term>, images/s
     tensorboard/         the same scalars as TensorBoard events
     model.pt             final weights only (state dict)
+    snapshots/           model-<iteration>.pt every train.snapshot_every iterations (optional)
     train_summary.json   written last: its presence marks the run finished
 
 Re-running ``train`` with the same run directory resumes from the checkpoint and replays exactly
@@ -65,6 +66,7 @@ MODEL_FILE = "model.pt"
 SUMMARY_FILE = "train_summary.json"
 METRICS_FILE = "metrics.jsonl"
 EVENTS_DIR = "tensorboard"
+SNAPSHOT_DIR = "snapshots"
 
 
 @dataclass
@@ -321,6 +323,10 @@ def _after_step(run: Run, done: int, meter: Meter, logger: MetricsLogger | None,
             bar.set_postfix(loss=f"{run.last['loss']:.4f}")
     if done % tc.checkpoint_every == 0 or done % run.steps_per_epoch == 0 or last:
         _checkpoint(run, done)
+    if tc.snapshot_every and done % tc.snapshot_every == 0 and run.env.is_main:
+        path = snapshot_path(run.run_dir, done)
+        path.parent.mkdir(exist_ok=True)
+        atomic_torch_save(run.model.state_dict(), path)
     if tc.eval_every and (done % tc.eval_every == 0 or last):
         _validate_and_log(run, done, logger)
         meter.since = time.perf_counter()  # images/s measures training only
@@ -508,15 +514,27 @@ def finish(run: Run, start: int, seconds: float) -> dict:
     return summary
 
 
+def snapshot_path(run_dir: Path, iteration: int) -> Path:
+    """Where ``train.snapshot_every`` keeps the weights after ``iteration`` iterations."""
+    return run_dir / SNAPSHOT_DIR / f"model-{iteration:07d}.pt"
+
+
 def load_trained(
-    run_dir: str | Path, device: str | torch.device = "auto"
+    run_dir: str | Path, device: str | torch.device = "auto", snapshot: int | None = None
 ) -> tuple[nn.Module, Config]:
-    """The trained model of a finished run (eval mode, on ``device``) and its config."""
+    """The trained model of a finished run (eval mode, on ``device``) and its config; with
+    ``snapshot``, the weights kept after that many iterations (``train.snapshot_every``)."""
     run_dir = Path(run_dir)
     if not (run_dir / CONFIG_FILE).exists():
         raise FileNotFoundError(f"{run_dir} is not a run directory (no {CONFIG_FILE})")
     cfg = load_config(run_dir / CONFIG_FILE)
     weights = run_dir / MODEL_FILE
+    if snapshot is not None:
+        weights = snapshot_path(run_dir, snapshot)
+        if not weights.exists():
+            kept = sorted(p.stem for p in (run_dir / SNAPSHOT_DIR).glob("model-*.pt"))
+            raise FileNotFoundError(f"{run_dir} has no snapshot at iteration {snapshot}; kept: "
+                                    f"{', '.join(kept) or 'none (set train.snapshot_every)'}")  # fmt: skip
     if not weights.exists():
         raise FileNotFoundError(
             f"{run_dir} has no {MODEL_FILE}: its training has not finished; run "
