@@ -533,8 +533,10 @@ def load_trained(
         weights = snapshot_path(run_dir, snapshot)
         if not weights.exists():
             kept = sorted(p.stem for p in (run_dir / SNAPSHOT_DIR).glob("model-*.pt"))
-            raise FileNotFoundError(f"{run_dir} has no snapshot at iteration {snapshot}; kept: "
-                                    f"{', '.join(kept) or 'none (set train.snapshot_every)'}")  # fmt: skip
+            listed = ", ".join(kept) or "none (set train.snapshot_every)"
+            raise FileNotFoundError(
+                f"{run_dir} has no snapshot at iteration {snapshot}; kept: {listed}"
+            )
     if not weights.exists():
         raise FileNotFoundError(
             f"{run_dir} has no {MODEL_FILE}: its training has not finished; run "
