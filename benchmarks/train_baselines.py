@@ -72,6 +72,14 @@ def common_budget(rows: dict[str, dict]) -> tuple[list[str], str]:
     return shared, note
 
 
+TIMING_NOTE = (
+    "Wall times compare only within one date: the 2026-11-22 rows ran one at a time in bf16 on a "
+    "CPU where bf16 ran at full speed; the 2026-11-29 rows ran two at a time (one torch thread "
+    "each, pseudo-label generation overlapping the first ones) in fp32 on an AVX2-only EPYC, where "
+    "bf16 is emulated and about 10x slower."
+)
+
+
 def conditions(rows: dict[str, dict]) -> str:
     """Machines and dates of the rows, e.g. 'AMD EPYC, 2 cores, 2026-11-22 and 2026-11-29'."""
     pairs = sorted({(r["machine"], r["date"]) for r in rows.values()})
@@ -108,7 +116,7 @@ def render(rows: dict[str, dict]) -> str:
             cells.append("—" if v is None else f"{100 * v:.1f}")
         lines.append(f"| {cls} | " + " | ".join(cells) + " |")
     lines += ["", f"Measured on {conditions(rows)}, with "
-              "`python -m benchmarks.train_baselines`."]  # fmt: skip
+              "`python -m benchmarks.train_baselines`. " + TIMING_NOTE]  # fmt: skip
     return "\n".join(lines)
 
 

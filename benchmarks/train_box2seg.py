@@ -26,7 +26,7 @@ import sys
 from benchmarks.common import HERE, load_rows, save_row
 from benchmarks.results_md import replace_section
 from benchmarks.train_baselines import ROWS as BASELINE_ROWS
-from benchmarks.train_baselines import common_budget, conditions, train_row
+from benchmarks.train_baselines import TIMING_NOTE, common_budget, conditions, train_row
 
 ROWS = HERE / "results" / "train_box2seg"
 RUNS = {
@@ -87,7 +87,7 @@ def render(rows: dict[str, dict], baselines: dict[str, dict]) -> str:
                     baselines, full)  # fmt: skip
     lines += ["", f"Measured on {conditions(shown)}, with "
               "`python -m benchmarks.train_box2seg` (Box/GrabCut/Supervised rows: "
-              "`python -m benchmarks.train_baselines`)."]  # fmt: skip
+              "`python -m benchmarks.train_baselines`). " + TIMING_NOTE]  # fmt: skip
     return "\n".join(lines)
 
 
