@@ -197,3 +197,29 @@ def test_resume_across_the_stage_boundary_is_exact(tmp_path: Path, monkeypatch):
     whole = torch.load(tmp_path / "whole" / "model.pt", weights_only=True)
     resumed = torch.load(tmp_path / "resumed" / "model.pt", weights_only=True)
     assert all(torch.equal(whole[k], resumed[k]) for k in whole)
+
+
+def test_normalise_divides_eq11_by_one_plus_lambda_aw():
+    torch.manual_seed(0)
+    target = torch.zeros(2, 16, 16, dtype=torch.long)
+    target[:, 4:10, 4:10] = 2
+    batch = {
+        "target": target,
+        "valid": torch.ones(2, 16, 16, dtype=torch.bool),
+        "boxes": [torch.tensor([[3.0, 3.0, 12.0, 12.0]])] * 2,
+        "box_labels": [torch.tensor([2])] * 2,
+    }
+    outputs = {"seg": torch.randn(2, 3, 4, 4), "attention": torch.randn(2, 3, 4, 4),
+               "embed": torch.randn(2, 8, 4, 4)}  # fmt: skip
+    params = {"pretrain_fraction": 0.0, "lambda_aw": 10.0}
+    torch.manual_seed(1)
+    plain = build_method("box2seg", {**params, "normalise": False}).losses(batch, outputs)
+    torch.manual_seed(1)
+    scaled = build_method("box2seg", {**params, "normalise": True}).losses(batch, outputs)
+    for name in plain:
+        assert scaled[name].item() == pytest.approx(plain[name].item() / 11.0, rel=1e-5), name
+    # without the attention terms nothing is rescaled (the Affinity ablation)
+    torch.manual_seed(1)
+    aff = build_method("box2seg", {"pretrain_fraction": 0.0, "lambda_aw": 0.0,
+                                   "lambda_alpha": 0.0}).losses(batch, outputs)  # fmt: skip
+    assert aff["gc"].item() == pytest.approx(plain["gc"].item())
