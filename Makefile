@@ -14,7 +14,8 @@ SRC_STAMP := $(VENV)/.src-$(shell printf '%s' "$(CURDIR)" | sha256sum | cut -c1-
 setup: $(SRC_STAMP)
 
 $(DEPS_STAMP):
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	# A venv left half-made by a killed run (python but no pip) is rebuilt, not reused.
+	$(PY) -m pip --version >/dev/null 2>&1 || $(PYTHON) -m venv --clear $(VENV)
 	$(PY) -m pip install -q --upgrade pip setuptools wheel
 	$(PY) -m pip install -q -e '.[dev]'
 	rm -f $(VENV)/.deps-* $(VENV)/.src-*
