@@ -30,7 +30,7 @@ import torch
 from benchmarks.common import DEFAULT_VOC, HERE, load_rows, save_row
 from benchmarks.results_md import replace_section
 from benchmarks.train_baselines import ROWS as BASELINE_ROWS
-from benchmarks.train_baselines import budget_overrides
+from benchmarks.train_baselines import add_budget_arguments, budget_overrides
 from weakseg.cli import main as weakseg
 from weakseg.data.dataset import open_dataset
 from weakseg.engine.evaluate import ConfusionMatrix
@@ -273,13 +273,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", default=DEFAULT_VOC)
     parser.add_argument("--out", default="bench-out/bana")
-    parser.add_argument("--iterations", type=int, default=300)
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--crop", type=int, default=320)
-    parser.add_argument(
-        "--precision", default="fp32", help="bf16 only on CPUs with AVX512-BF16/AMX"
-    )
-    parser.add_argument("--threads", type=int, default=0)
+    add_budget_arguments(parser)
     parser.add_argument("--workers", type=int, default=2, help="label processes")
     parser.add_argument("--only", nargs="*", help="rows to (re)run")
     args = parser.parse_args()

@@ -31,6 +31,16 @@ RUNS = {
 }
 
 
+def add_budget_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of the shared training budget (every training benchmark takes them)."""
+    parser.add_argument("--iterations", type=int, default=300)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--crop", type=int, default=320)
+    parser.add_argument("--precision", default="fp32",
+                        help="bf16 only on CPUs with AVX512-BF16/AMX")  # fmt: skip
+    parser.add_argument("--threads", type=int, default=0)
+
+
 def budget_overrides(args: argparse.Namespace) -> list[str]:
     """The one budget every row shares (recorded in each row and in RESULTS.md)."""
     return [f"train.iterations={args.iterations}", f"data.batch_size={args.batch_size}",
@@ -127,13 +137,7 @@ def main() -> int:
     parser.add_argument("--data", default=DEFAULT_VOC)
     parser.add_argument("--labels", default="bench-out/voc-dev", help="pseudo-label dirs")
     parser.add_argument("--out", default="bench-out/train")
-    parser.add_argument("--iterations", type=int, default=300)
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--crop", type=int, default=320)
-    parser.add_argument(
-        "--precision", default="fp32", help="bf16 only on CPUs with AVX512-BF16/AMX"
-    )
-    parser.add_argument("--threads", type=int, default=0)
+    add_budget_arguments(parser)
     parser.add_argument("--only", nargs="*", help="rows to (re)run")
     parser.add_argument("--render", action="store_true", help="only rewrite RESULTS.md")
     args = parser.parse_args()

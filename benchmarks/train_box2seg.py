@@ -26,7 +26,13 @@ import sys
 from benchmarks.common import HERE, load_rows, save_row
 from benchmarks.results_md import replace_section
 from benchmarks.train_baselines import ROWS as BASELINE_ROWS
-from benchmarks.train_baselines import TIMING_NOTE, common_budget, conditions, train_row
+from benchmarks.train_baselines import (
+    TIMING_NOTE,
+    add_budget_arguments,
+    common_budget,
+    conditions,
+    train_row,
+)
 
 ROWS = HERE / "results" / "train_box2seg"
 RUNS = {
@@ -98,13 +104,7 @@ def main() -> int:
     parser.add_argument("--data", default=DEFAULT_VOC)
     parser.add_argument("--labels", default="bench-out/voc-dev", help="pseudo-label dirs")
     parser.add_argument("--out", default="bench-out/train")
-    parser.add_argument("--iterations", type=int, default=300)
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--crop", type=int, default=320)
-    parser.add_argument(
-        "--precision", default="fp32", help="bf16 only on CPUs with AVX512-BF16/AMX"
-    )
-    parser.add_argument("--threads", type=int, default=0)
+    add_budget_arguments(parser)
     parser.add_argument("--only", nargs="*", help="rows to (re)run")
     parser.add_argument("--render", action="store_true", help="only rewrite RESULTS.md")
     args = parser.parse_args()
