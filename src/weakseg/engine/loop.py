@@ -393,25 +393,29 @@ def _check_loss_weights(weights: dict, terms: dict, method: str) -> None:
 
 
 class Meter:
-    """Sums of the loss terms and images since the last record."""
+    """Sums of the loss terms and images since the last record. A term is averaged over the
+    steps that had it (a method's stages may have different terms)."""
 
     def __init__(self) -> None:
         self.reset()
 
     def reset(self) -> None:
         self.sums: dict[str, Tensor] = {}
+        self.counts: dict[str, int] = {}
         self.steps = 0
         self.since = time.perf_counter()
 
     def add(self, terms: dict[str, Tensor]) -> None:
         for name, value in terms.items():
             self.sums[name] = self.sums.get(name, 0.0) + value
+            self.counts[name] = self.counts.get(name, 0) + 1
         self.steps += 1
 
     def record(self, iteration: int, epoch: int, run: Run) -> dict:
         """Means over the steps since the last record, averaged over ranks; then reset."""
         names = sorted(self.sums)
-        means = reduce_mean(torch.stack([self.sums[n] for n in names]) / self.steps).tolist()
+        sums = torch.stack([self.sums[n] / self.counts[n] for n in names])
+        means = reduce_mean(sums).tolist()
         images = self.steps * run.cfg.data.batch_size * run.cfg.train.grad_accum
         seconds = time.perf_counter() - self.since
         record = {
