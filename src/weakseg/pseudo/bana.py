@@ -31,13 +31,13 @@ from weakseg.data.boxes import class_box_masks
 from weakseg.data.sample import Sample
 from weakseg.losses import bana as B
 from weakseg.pseudo.base import Generator
-from weakseg.pseudo.crf import CrfParams, dense_crf
+from weakseg.pseudo.crf import CrfKernels, dense_crf
 
 BACKGROUNDS = ("attention", "cam")
 
 
 @dataclass
-class BanaGenerator(Generator):
+class BanaGenerator(CrfKernels, Generator):
     name: ClassVar[str] = "bana"
     run_dir: str = ""  # a finished `weakseg train` run of method bana-classifier
     grid: int = 1  # N for u_0 (paper 4.1: 1 when generating)
@@ -45,12 +45,6 @@ class BanaGenerator(Generator):
     background: str = "attention"  # u_0 = A, or "cam": the background CAM (w/o u_0)
     per_box: bool = True  # normalise each box's CAM by its own max (code) or per class (paper)
     device: str = "cpu"
-    iterations: int = 10
-    bi_sxy: float = 55.0
-    bi_srgb: float = 3.0
-    bi_compat: float = 4.0
-    g_sxy: float = 3.0
-    g_compat: float = 3.0
     _model: object = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -64,11 +58,6 @@ class BanaGenerator(Generator):
 
     def params(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self) if f.init}
-
-    def crf_params(self) -> CrfParams:
-        return CrfParams(
-            self.iterations, self.bi_sxy, self.bi_srgb, self.bi_compat, self.g_sxy, self.g_compat
-        )
 
     def model(self):
         if self._model is None:

@@ -71,7 +71,25 @@ def dense_crf(image: np.ndarray, probs: np.ndarray, params: CrfParams | None = N
 
 
 @dataclass
-class CrfBoxGenerator(Generator):
+class CrfKernels:
+    """The dense-CRF parameters as flat generator fields (so `weakseg labels ... bi_sxy=60`
+    works), BANA stage-2 values by default; ``crf_params()`` bundles them for ``dense_crf``."""
+
+    iterations: int = 10
+    bi_sxy: float = 55.0
+    bi_srgb: float = 3.0
+    bi_compat: float = 4.0
+    g_sxy: float = 3.0
+    g_compat: float = 3.0
+
+    def crf_params(self) -> CrfParams:
+        return CrfParams(
+            self.iterations, self.bi_sxy, self.bi_srgb, self.bi_compat, self.g_sxy, self.g_compat
+        )
+
+
+@dataclass
+class CrfBoxGenerator(CrfKernels, Generator):
     """WSSL Bbox-Seg (Papandreou et al. 2015; BANA Table 1 'WSSL'): dense CRF on box unaries.
 
     Labels run over background + the classes present in the image only, then map back to class
@@ -102,17 +120,6 @@ class CrfBoxGenerator(Generator):
     center_fraction: float = 0.2
     p_outside_bg: float = 0.99
     overlap_ratio: float = 0.8
-    iterations: int = 10
-    bi_sxy: float = 55.0
-    bi_srgb: float = 3.0
-    bi_compat: float = 4.0
-    g_sxy: float = 3.0
-    g_compat: float = 3.0
-
-    def crf_params(self) -> CrfParams:
-        return CrfParams(
-            self.iterations, self.bi_sxy, self.bi_srgb, self.bi_compat, self.g_sxy, self.g_compat
-        )
 
     def generate(self, sample: Sample) -> np.ndarray:
         classes = np.unique(sample.box_labels)  # the CRF's labels 1..P are these classes
