@@ -15,6 +15,9 @@ benchmarks/results/bana/ (a finished row is skipped, a killed training resumes).
   seg-bootstrap                    (none / entropy / bootstrapping), then `weakseg eval` on dev_val
 
     python -m benchmarks.bana [--iterations 300 --threads 1] [--only labels-bap]
+
+On a CUDA machine training and the CAMs of cam-precision run on the GPU (``--device``); the label
+generator's CRF runs on ``--workers`` CPU processes either way.
 """
 
 from __future__ import annotations
@@ -59,9 +62,16 @@ def _run(cmd: list[str]) -> None:
         raise SystemExit(f"weakseg {' '.join(cmd)} failed")
 
 
+def train_overrides(args: argparse.Namespace) -> list[str]:
+    """The shared budget plus this benchmark's data, device and loader settings."""
+    return [*budget_overrides(args), f"data.train=voc:{args.data}:dev_train",
+            f"data.workers={args.loader_workers}", f"train.device={args.device}",
+            "train.eval_every=0"]  # fmt: skip
+
+
 def classifier_row(name: str, args: argparse.Namespace) -> dict:
     run_dir = Path(args.out) / name
-    overrides = [*budget_overrides(args), f"method.pooling={CLASSIFIERS[name]}"]
+    overrides = [*train_overrides(args), f"method.pooling={CLASSIFIERS[name]}"]
     cmd = ["train", "configs/voc_bana_classifier.yaml", *overrides, "--run-dir", str(run_dir)]
     _run(cmd)
     summary = json.loads((run_dir / "train_summary.json").read_text())
@@ -97,6 +107,7 @@ def labels_row(name: str, args: argparse.Namespace) -> dict:
         str(args.workers),
         "--no-progress",
         f"run_dir={run_dir}",
+        f"device={args.device}",
         *extra,
     ]
     _run(cmd)
@@ -145,7 +156,7 @@ def cam_precision_row(args: argparse.Namespace) -> dict:
     names = data.classes.names
     row = {"name": "cam-precision", "command": "python -m benchmarks.bana --only cam-precision"}
     for classifier in CLASSIFIERS:
-        gen = BanaGenerator(run_dir=str(Path(args.out) / classifier))
+        gen = BanaGenerator(run_dir=str(Path(args.out) / classifier), device=args.device)
         tp, mass = np.zeros(len(names)), np.zeros(len(names))
         for sample in data:
             if len(sample.boxes) == 0:
@@ -174,7 +185,8 @@ def segmentation_row(name: str, args: argparse.Namespace) -> dict:
     cmd = [
         "train",
         config,
-        *budget_overrides(args),
+        *train_overrides(args),
+        f"data.val=voc:{args.data}:dev_val",
         f"data.labels={labels}",
         *extra,
         "--run-dir",
@@ -190,6 +202,8 @@ def segmentation_row(name: str, args: argparse.Namespace) -> dict:
         "--no-progress",
         "--tag",
         "dev_val",
+        "--device",
+        args.device,
     ]
     _run(ecmd)
     result = json.loads((run_dir / "eval" / "dev_val.json").read_text())
@@ -275,15 +289,21 @@ def main() -> int:
     parser.add_argument("--out", default="bench-out/bana")
     add_budget_arguments(parser)
     parser.add_argument("--workers", type=int, default=2, help="label processes")
+    parser.add_argument("--loader-workers", type=int, default=2, help="data.workers")
+    parser.add_argument("--device", default="auto", help="train.device, and the CAMs' device")
+    parser.add_argument("--results", type=Path, default=ROWS, help="where the row JSONs go")
     parser.add_argument("--only", nargs="*", help="rows to (re)run")
+    parser.add_argument("--render", action="store_true", help="only rewrite RESULTS.md")
     args = parser.parse_args()
+    if args.device == "auto":
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
     if args.threads:
         torch.set_num_threads(args.threads)
     plan = [*CLASSIFIERS, *LABELS, "cam-precision", *SEGMENTATION]
-    for name in plan:
+    for name in [] if args.render else plan:
         if args.only and name not in args.only:
             continue
-        if (ROWS / f"{name}.json").exists() and not args.only:
+        if (args.results / f"{name}.json").exists() and not args.only:
             print(f"row {name}: already measured, skipped", flush=True)
             continue
         if name in CLASSIFIERS:
@@ -294,7 +314,10 @@ def main() -> int:
             row = cam_precision_row(args)
         else:
             row = segmentation_row(name, args)
-        save_row(ROWS, name, row)
+        save_row(args.results, name, row)
+        if args.results == ROWS:
+            replace_section(HERE / "RESULTS.md", "bana", render(load_rows(ROWS)))
+    if args.render:
         replace_section(HERE / "RESULTS.md", "bana", render(load_rows(ROWS)))
     return 0
 

@@ -21,7 +21,15 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return f"{cpu}, {os.cpu_count()} cores"
+    gpu = ""
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            gpu = f", {torch.cuda.get_device_name(0)}"
+    except ImportError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores{gpu}"
 
 
 def save_row(folder: Path, name: str, row: dict) -> dict:

@@ -77,12 +77,13 @@ class BanaGenerator(CrfKernels, Generator):
 
     @torch.inference_mode()
     def features(self, image: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, int]:
-        """(f: C x h x w, scores w . f: (L+1) x h x w, stride) for one H x W x 3 image."""
+        """(f: C x h x w, scores w . f: (L+1) x h x w, stride) for one H x W x 3 image, on the
+        CPU whatever the model's device (the unaries, CRF and retrieval run there)."""
         model = self.model()
         device = next(model.parameters()).device
         x = torch.from_numpy(np.array(image, dtype=np.uint8)).to(device)
         out = model(x.permute(2, 0, 1)[None].float().div_(255.0))
-        return out["features"][0].float(), out["cam"][0].float(), model.output_stride
+        return out["features"][0].float().cpu(), out["cam"][0].float().cpu(), model.output_stride
 
     def unaries(self, sample: Sample, f, scores, stride) -> tuple[np.ndarray, torch.Tensor]:
         """(the classes present, K x h x w unaries [u_0, u_c ...] on f's grid)."""

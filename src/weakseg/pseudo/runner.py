@@ -159,6 +159,8 @@ def _init_worker(spec: str, gen: Generator, out) -> None:
         cv2.setNumThreads(1)
     except ImportError:
         pass
+    if "torch" in sys.modules:  # already imported while unpickling the generator
+        sys.modules["torch"].set_num_threads(1)
     _WORKER.update(dataset=open_dataset(spec), generator=gen, store=LabelStore(out))
 
 
