@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.common import DEFAULT_VOC, HERE, load_rows, save_row
+from benchmarks.common import DEFAULT_VOC, HERE, load_rows, run_rows
 from benchmarks.results_md import replace_section
 from benchmarks.train_baselines import ROWS as BASELINE_ROWS
 from benchmarks.train_baselines import add_budget_arguments, budget_overrides
@@ -220,6 +220,8 @@ def segmentation_row(name: str, args: argparse.Namespace) -> dict:
 
 def render(rows: dict[str, dict]) -> str:
     lines = ["## BANA on voc-dev", ""]
+    if not rows:
+        return "\n".join([*lines, "No rows measured yet: `python -m benchmarks.bana`."])
     if any(k in rows for k in LABELS):
         lines += [
             "Pseudo labels (paper Table 1; the classifier trained on dev_train only, so "
@@ -283,6 +285,16 @@ def render(rows: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
+def make_row(name: str, args: argparse.Namespace) -> dict:
+    if name in CLASSIFIERS:
+        return classifier_row(name, args)
+    if name in LABELS:
+        return labels_row(name, args)
+    if name == "cam-precision":
+        return cam_precision_row(args)
+    return segmentation_row(name, args)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", default=DEFAULT_VOC)
@@ -300,25 +312,12 @@ def main() -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     plan = [*CLASSIFIERS, *LABELS, "cam-precision", *SEGMENTATION]
-    for name in [] if args.render else plan:
-        if args.only and name not in args.only:
-            continue
-        if (args.results / f"{name}.json").exists() and not args.only:
-            print(f"row {name}: already measured, skipped", flush=True)
-            continue
-        if name in CLASSIFIERS:
-            row = classifier_row(name, args)
-        elif name in LABELS:
-            row = labels_row(name, args)
-        elif name == "cam-precision":
-            row = cam_precision_row(args)
-        else:
-            row = segmentation_row(name, args)
-        save_row(args.results, name, row)
-        if args.results == ROWS:
+
+    def rewrite() -> None:
+        if args.results == ROWS:  # a trial run elsewhere leaves RESULTS.md alone
             replace_section(HERE / "RESULTS.md", "bana", render(load_rows(ROWS)))
-    if args.render:
-        replace_section(HERE / "RESULTS.md", "bana", render(load_rows(ROWS)))
+
+    run_rows(plan, args.results, lambda name: make_row(name, args), rewrite, args.only, args.render)
     return 0
 
 

@@ -6,6 +6,7 @@ import json
 import os
 import platform
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 HERE = Path(__file__).parent
@@ -45,3 +46,26 @@ def save_row(folder: Path, name: str, row: dict) -> dict:
 
 def load_rows(folder: Path) -> dict[str, dict]:
     return {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}
+
+
+def run_rows(
+    names: Iterable[str],
+    folder: Path,
+    make_row: Callable[[str], dict],
+    rewrite: Callable[[], None],
+    only: list[str] | None = None,
+    render_only: bool = False,
+) -> None:
+    """The loop every table shares: a row already in ``folder`` is skipped unless named in
+    ``only``; each new row is saved the moment it exists, then ``rewrite`` redraws RESULTS.md (so
+    a table killed half way keeps its finished rows and resumes)."""
+    for name in [] if render_only else names:
+        if only and name not in only:
+            continue
+        if (folder / f"{name}.json").exists() and not only:
+            print(f"row {name}: already measured, skipped", flush=True)
+            continue
+        save_row(folder, name, make_row(name))
+        rewrite()
+    if render_only:
+        rewrite()

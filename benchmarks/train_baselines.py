@@ -17,7 +17,7 @@ import json
 import sys
 from pathlib import Path
 
-from benchmarks.common import HERE, load_rows, save_row
+from benchmarks.common import HERE, load_rows, run_rows
 from benchmarks.results_md import replace_section
 from weakseg.cli import main as weakseg
 
@@ -141,16 +141,10 @@ def main() -> int:
     parser.add_argument("--only", nargs="*", help="rows to (re)run")
     parser.add_argument("--render", action="store_true", help="only rewrite RESULTS.md")
     args = parser.parse_args()
-    for name in [] if args.render else RUNS:
-        if args.only and name not in args.only:
-            continue
-        if (ROWS / f"{name}.json").exists() and not args.only:
-            print(f"row {name}: already measured, skipped", flush=True)
-            continue
-        save_row(ROWS, name, train_row(name, args))
-        replace_section(HERE / "RESULTS.md", "train-baselines", render(load_rows(ROWS)))
-    if args.render:
-        replace_section(HERE / "RESULTS.md", "train-baselines", render(load_rows(ROWS)))
+    run_rows(RUNS, ROWS, lambda name: train_row(name, args),
+             lambda: replace_section(HERE / "RESULTS.md", "train-baselines",
+                                     render(load_rows(ROWS))),
+             args.only, args.render)  # fmt: skip
     return 0
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from benchmarks.common import HERE, load_rows, save_row
+from benchmarks.common import HERE, load_rows, run_rows
 from benchmarks.results_md import replace_section
 from benchmarks.train_baselines import ROWS as BASELINE_ROWS
 from benchmarks.train_baselines import (
@@ -108,18 +108,10 @@ def main() -> int:
     parser.add_argument("--only", nargs="*", help="rows to (re)run")
     parser.add_argument("--render", action="store_true", help="only rewrite RESULTS.md")
     args = parser.parse_args()
-    for name in [] if args.render else RUNS:
-        if args.only and name not in args.only:
-            continue
-        if (ROWS / f"{name}.json").exists() and not args.only:
-            print(f"row {name}: already measured, skipped", flush=True)
-            continue
-        save_row(ROWS, name, train_row(name, args, RUNS))
-        replace_section(HERE / "RESULTS.md", "train-box2seg",
-                        render(load_rows(ROWS), load_rows(BASELINE_ROWS)))  # fmt: skip
-    if args.render:
-        replace_section(HERE / "RESULTS.md", "train-box2seg",
-                        render(load_rows(ROWS), load_rows(BASELINE_ROWS)))  # fmt: skip
+    run_rows(RUNS, ROWS, lambda name: train_row(name, args, RUNS),
+             lambda: replace_section(HERE / "RESULTS.md", "train-box2seg",
+                                     render(load_rows(ROWS), load_rows(BASELINE_ROWS))),
+             args.only, args.render)  # fmt: skip
     return 0
 
 
