@@ -84,9 +84,9 @@ def common_budget(rows: dict[str, dict]) -> tuple[list[str], str]:
 
 TIMING_NOTE = (
     "Wall times compare only within one date: the 2026-11-22 rows ran one at a time in bf16 on a "
-    "CPU where bf16 ran at full speed; the 2026-11-29 rows ran two at a time (one torch thread "
-    "each, pseudo-label generation overlapping the first ones) in fp32 on an AVX2-only EPYC, where "
-    "bf16 is emulated and about 10x slower."
+    "CPU where bf16 ran at full speed; the later rows ran two at a time (one torch thread each, "
+    "sometimes beside pseudo-label generation or tests) in fp32 on an AVX2-only EPYC, where bf16 "
+    "is emulated and about 10x slower."
 )
 
 
