@@ -54,6 +54,17 @@ SEGMENTATION = {  # row -> (config, label folder under the labels-bap directory,
     "seg-entropy": ("configs/voc_bana.yaml", "", ["method.unreliable=entropy"]),
     "seg-bootstrap": ("configs/voc_bana.yaml", "", ["method.unreliable=bootstrap"]),
 }
+# row -> (what it trains on, the paper's VOC 2012 val mIoU: Table 4 after CRF for the first
+# three, Table 3 before / after CRF for the losses on ~S; DeepLab-V1 VGG-16)
+SEGMENTATION_ABOUT = {
+    "seg-ycrf": ("CE on Y_crf", "67.8 (CRF)"),
+    "seg-yret": ("CE on Y_ret", "66.1 (CRF)"),
+    "seg-nal": ("NAL: CE on S + 0.1 L_wce on ~S", "62.4 / 68.1"),
+    "seg-none": ("CE on S, ~S ignored", "61.8 / 67.5"),
+    "seg-entropy": ("CE on S + entropy on ~S", "61.4 / 67.3"),
+    "seg-bootstrap": ("CE on S + bootstrapping on ~S", "61.9 / 67.6"),
+}
+BUDGET_KEYS = ("train.iterations", "data.batch_size", "data.crop_size", "train.precision")
 PAPER = {"labels-gap": (75.5, 76.1), "labels-bap-no-u0": (77.0, 77.8), "labels-bap": (78.7, 79.2)}
 
 
@@ -223,6 +234,19 @@ def render(rows: dict[str, dict]) -> str:
     lines = ["## BANA on voc-dev", ""]
     if not rows:
         return "\n".join([*lines, "No rows measured yet: `python -m benchmarks.bana`."])
+    command = next(r.get("command") or r["train_command"] for n, r in rows.items() if n in
+                   (*CLASSIFIERS, *SEGMENTATION))  # fmt: skip
+    budget = [p for p in command.split() if p.split("=")[0] in BUDGET_KEYS]
+    stride = next((p.split("=")[1] for n in CLASSIFIERS if n in rows
+                   for p in rows[n]["command"].split() if p.startswith("model.output_stride=")),
+                  "8")  # fmt: skip
+    lines += [
+        f"Every training row: lite0 (offline ImageNet weights), {', '.join(budget)} (the "
+        f"baselines' budget). Stage 1, the classifier, at output stride {stride}, trained on "
+        "dev_train's boxes only; the segmentation rows use DeepLabV3+ at stride 32 as the "
+        "baselines do.",
+        "",
+    ]
     if any(k in rows for k in LABELS):
         lines += [
             "Pseudo labels (paper Table 1; the classifier trained on dev_train only, so "
@@ -266,16 +290,18 @@ def render(rows: dict[str, dict]) -> str:
     if seg:
         lines += [
             "",
-            "Segmentation on dev_val (paper Table 3 / 4 style; the baselines' budget):",
+            "Segmentation on dev_val, single scale, no CRF (paper Tables 3 and 4: VOC 2012 val, "
+            "DeepLab-V1; 'before / after CRF' where the paper gives both):",
             "",
-            "| row | mIoU | / full | train wall | command |",
-            "|---|---|---|---|---|",
+            "| row | trained with | mIoU | / full | paper | train wall | command |",
+            "|---|---|---|---|---|---|---|",
         ]
         for name in seg:
             r = rows[name]
             ratio = f"{r['miou'] / full:.2f}" if full else "—"
+            about, paper = SEGMENTATION_ABOUT[name]
             lines.append(
-                f"| {name} | {100 * r['miou']:.1f} | {ratio} | "
+                f"| {name} | {about} | {100 * r['miou']:.1f} | {ratio} | {paper} | "
                 f"{r['summary']['seconds'] / 60:.1f} min | `{r['train_command']}` |"
             )
     some = next(iter(rows.values()))
