@@ -6,7 +6,7 @@ Rows (one JSON each under benchmarks/results/train_throughput/):
 for mode in fp32, bf16, channels_last, bf16+channels_last. Each measures steady-state images/s over
 the steps after a warm-up, on voc-dev dev_train crops (batch 8, 320 x 320, lite0 + DeepLabV3+).
 
-    python -m benchmarks.train_throughput [--steps 12] [--warmup 2] [--emulated-bf16-steps 2]
+    python -m benchmarks.train_throughput [--steps 30] [--warmup 3] [--emulated-bf16-steps 2]
 """
 
 from __future__ import annotations
@@ -119,8 +119,8 @@ def render(rows: dict) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", default=DEFAULT_VOC)
-    parser.add_argument("--steps", type=int, default=12)
-    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--emulated-bf16-steps", type=int, default=2,
                         help="steps for bf16 modes on CPUs without native bf16")  # fmt: skip
