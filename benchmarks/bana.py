@@ -277,6 +277,11 @@ def render(rows: dict[str, dict]) -> str:
                     f"{100 * b['miou']:.1f} ({100 * b['unreliable_share']:.0f}% left out)"
                     " | 85.3* / 68.2* | | |"
                 )
+                lines += [
+                    "",
+                    "\\*: the paper's mark for 'pseudo labels contain unreliable regions': "
+                    "scored on the pixels where Y_crf and Y_ret agree, as here.",
+                ]
     if "cam-precision" in rows:
         r = rows["cam-precision"]
         lines += [
