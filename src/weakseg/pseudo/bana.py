@@ -31,13 +31,13 @@ from weakseg.data.boxes import class_box_masks
 from weakseg.data.sample import Sample
 from weakseg.losses import bana as B
 from weakseg.pseudo.base import Generator
-from weakseg.pseudo.crf import CrfKernels, dense_crf
+from weakseg.pseudo.crf import CrfParams, dense_crf
 
 BACKGROUNDS = ("attention", "cam")
 
 
 @dataclass
-class BanaGenerator(CrfKernels, Generator):
+class BanaGenerator(CrfParams, Generator):
     name: ClassVar[str] = "bana"
     run_dir: str = ""  # a finished `weakseg train` run of method bana-classifier
     grid: int = 1  # N for u_0 (paper 4.1: 1 when generating)

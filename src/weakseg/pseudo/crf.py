@@ -9,7 +9,7 @@ boxes surely background.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import ClassVar
 
 import numpy as np
@@ -27,7 +27,9 @@ class CrfParams:
     compat 4, sxy 55, srgb 3; gaussian compat 3, sxy 3; 10 mean-field iterations).
 
     ``bi_*``: the contrast-sensitive (appearance) kernel, positions scaled by ``bi_sxy`` pixels and
-    RGB values by ``bi_srgb``; ``g_*``: the smoothness kernel on positions only.
+    RGB values by ``bi_srgb``; ``g_*``: the smoothness kernel on positions only. Generators that
+    run a CRF inherit these as flat fields (so `weakseg labels ... bi_sxy=60` works) and pass
+    ``self.crf_params()`` to ``dense_crf``.
     """
 
     iterations: int = 10
@@ -36,6 +38,10 @@ class CrfParams:
     bi_compat: float = 4.0
     g_sxy: float = 3.0
     g_compat: float = 3.0
+
+    def crf_params(self) -> CrfParams:
+        """Just these parameters (also when ``self`` is a generator that inherits them)."""
+        return CrfParams(**{f.name: getattr(self, f.name) for f in fields(CrfParams)})
 
 
 def dense_crf(image: np.ndarray, probs: np.ndarray, params: CrfParams | None = None) -> np.ndarray:
@@ -71,25 +77,7 @@ def dense_crf(image: np.ndarray, probs: np.ndarray, params: CrfParams | None = N
 
 
 @dataclass
-class CrfKernels:
-    """The dense-CRF parameters as flat generator fields (so `weakseg labels ... bi_sxy=60`
-    works), BANA stage-2 values by default; ``crf_params()`` bundles them for ``dense_crf``."""
-
-    iterations: int = 10
-    bi_sxy: float = 55.0
-    bi_srgb: float = 3.0
-    bi_compat: float = 4.0
-    g_sxy: float = 3.0
-    g_compat: float = 3.0
-
-    def crf_params(self) -> CrfParams:
-        return CrfParams(
-            self.iterations, self.bi_sxy, self.bi_srgb, self.bi_compat, self.g_sxy, self.g_compat
-        )
-
-
-@dataclass
-class CrfBoxGenerator(CrfKernels, Generator):
+class CrfBoxGenerator(CrfParams, Generator):
     """WSSL Bbox-Seg (Papandreou et al. 2015; BANA Table 1 'WSSL'): dense CRF on box unaries.
 
     Labels run over background + the classes present in the image only, then map back to class
