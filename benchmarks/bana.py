@@ -49,7 +49,7 @@ LABELS = {  # row -> (classifier row, generator overrides)
 SEGMENTATION = {  # row -> (config, label folder under the labels-bap directory, overrides)
     "seg-ycrf": ("configs/voc_pseudo_grabcut.yaml", "", []),
     "seg-yret": ("configs/voc_pseudo_grabcut.yaml", "ret", []),
-    "seg-nal": ("configs/voc_bana.yaml", "", []),
+    "seg-nal": ("configs/voc_bana.yaml", "", ["train.snapshot_every=50"]),  # Fig. 5 sigma
     "seg-none": ("configs/voc_bana.yaml", "", ["method.unreliable=none"]),
     "seg-entropy": ("configs/voc_bana.yaml", "", ["method.unreliable=entropy"]),
     "seg-bootstrap": ("configs/voc_bana.yaml", "", ["method.unreliable=bootstrap"]),

@@ -1,6 +1,7 @@
 """Pictures of a model's auxiliary outputs: Box2Seg's attention maps with their box (paper
-Fig. 4) and pixel-affinity heatmaps for chosen pixels (Fig. 5), plus ``write_model_report``, the
-body of ``weakseg report``.
+Fig. 4) and pixel-affinity heatmaps for chosen pixels (Fig. 5), BANA's CAMs, background unary
+and NAL confidence (BANA Fig. 4a and 5), plus ``write_model_report``, the body of
+``weakseg report``.
 """
 
 from __future__ import annotations
@@ -96,6 +97,47 @@ def model_maps(model: torch.nn.Module, image: np.ndarray) -> dict[str, np.ndarra
     return maps
 
 
+def _full(m: torch.Tensor, stride: int, height: int, width: int) -> np.ndarray:
+    """An h x w map on the feature grid -> H x W in [0, 1] at the image's size (bilinear)."""
+    up = F.interpolate(m[None, None].float(), scale_factor=float(stride), mode="bilinear",
+                       align_corners=False)[0, 0, :height, :width]  # fmt: skip
+    return up.clamp(0, 1).numpy()
+
+
+def bana_maps(model: torch.nn.Module, sample: Sample) -> dict[str, np.ndarray]:
+    """BANA stage 2 for one image with boxes, every map H x W in [0, 1] at the image's size:
+    "A" (background attention, grid 1, Eq. 2-3 and 7 without the threshold), "u_0" (Eq. 7 with
+    the relative 0.99 threshold), "cam:<c>" (CAM_c of Eq. 6 over the whole image divided by its
+    maximum, paper Fig. 4a) and "u:<c>" (u_c, Eq. 5) for each class c with a box."""
+    from weakseg.losses.bana import cam
+    from weakseg.pseudo.bana import BanaGenerator
+
+    gen = BanaGenerator(run_dir="(in memory)")
+    gen._model = model.eval()
+    h, w = sample.height, sample.width
+    f, scores, stride = gen.features(sample.image)
+    classes, units = gen.unaries(sample, f, scores, stride)
+    attention = BanaGenerator(run_dir="(in memory)", bg_threshold=0.0)
+    attention._model = gen._model
+    _, raw = attention.unaries(sample, f, scores, stride)
+    maps = {"A": _full(raw[0], stride, h, w), "u_0": _full(units[0], stride, h, w)}
+    for i, c in enumerate(classes, start=1):
+        cam_c = cam(scores[int(c)])
+        maps[f"cam:{int(c)}"] = _full(cam_c / cam_c.max().clamp(min=1e-6), stride, h, w)
+        maps[f"u:{int(c)}"] = _full(units[i], stride, h, w)
+    return maps
+
+
+def _largest_classes(sample: Sample, count: int) -> list[int]:
+    """The classes of the largest boxes, largest first, each once, at most ``count``."""
+    classes: list[int] = []
+    for k in np.argsort(-box_area(sample.boxes), kind="stable"):
+        c = int(sample.box_labels[k])
+        if c not in classes:
+            classes.append(c)
+    return classes[:count]
+
+
 def classifier_figure(
     model: torch.nn.Module, sample: Sample, class_names: Sequence[str], boxes_shown: int = 2
 ) -> np.ndarray:
@@ -103,9 +145,7 @@ def classifier_figure(
     (grid 1) | u_0 | u_c of the largest boxes' classes | Y_crf | Y_ret (generator defaults)."""
     from weakseg.pseudo.bana import BanaGenerator
 
-    gen = BanaGenerator(run_dir="(in memory)")
-    gen._model = model.eval()
-    image, (h, w) = sample.image, (sample.height, sample.width)
+    image = sample.image
     boxed = overlay(
         image, None, boxes=sample.boxes, box_labels=sample.box_labels, class_names=class_names
     )
@@ -114,25 +154,75 @@ def classifier_figure(
         panels.append(("ground truth", overlay(image, sample.mask)))
     if len(sample.boxes) == 0:
         return side_by_side(panels)
-    f, scores, stride = gen.features(image)
-    classes, units = gen.unaries(sample, f, scores, stride)
-    attention = BanaGenerator(run_dir="x", bg_threshold=0.0)
-    attention._model = gen._model
-    _, raw = attention.unaries(sample, f, scores, stride)
-
-    def full(m: torch.Tensor) -> np.ndarray:
-        up = F.interpolate(m[None, None], scale_factor=float(stride), mode="bilinear",
-                           align_corners=False)[0, 0, :h, :w]  # fmt: skip
-        return up.clamp(0, 1).numpy()
-
-    panels.append(("background attention A", heatmap(image, full(raw[0]))))
-    panels.append(("u_0 (A, 0.99 max)", heatmap(image, full(units[0]))))
-    for i, c in enumerate(classes[:boxes_shown], start=1):
-        panels.append((f"u_c: {class_names[int(c)]}", heatmap(image, full(units[i]))))
-    maps = gen.generate_maps(sample)
-    panels.append(("Y_crf", overlay(image, maps["labels"])))
-    panels.append(("Y_ret", overlay(image, maps["ret"])))
+    maps = bana_maps(model, sample)
+    panels.append(("background attention A", heatmap(image, maps["A"])))
+    panels.append(("u_0 (A, 0.99 max)", heatmap(image, maps["u_0"])))
+    for c in _largest_classes(sample, boxes_shown):
+        panels.append((f"u_c: {class_names[c]}", heatmap(image, maps[f"u:{c}"])))
+    gen = BanaGenerator(run_dir="(in memory)")
+    gen._model = model.eval()
+    labels = gen.generate_maps(sample)
+    panels.append(("Y_crf", overlay(image, labels["labels"])))
+    panels.append(("Y_ret", overlay(image, labels["ret"])))
     return side_by_side(panels)
+
+
+def cam_comparison_figure(
+    classifiers: Sequence[tuple[str, torch.nn.Module]], sample: Sample, class_names: Sequence[str]
+) -> np.ndarray:
+    """BANA Fig. 4a for one image with boxes: image with boxes | ground truth | then for each
+    (name, stage-1 classifier), e.g. GAP and BAP: CAM_c of the largest box's class over the
+    whole image (Eq. 6, divided by its maximum) and u_0 (Eq. 7)."""
+    if len(sample.boxes) == 0:
+        raise ValueError(f"{sample.id}: a CAM comparison needs an image with boxes")
+    image = sample.image
+    boxed = overlay(
+        image, None, boxes=sample.boxes, box_labels=sample.box_labels, class_names=class_names
+    )
+    panels = [("image + boxes", boxed)]
+    if sample.mask is not None:
+        panels.append(("ground truth", overlay(image, sample.mask)))
+    c = _largest_classes(sample, 1)[0]
+    for name, model in classifiers:
+        maps = bana_maps(model, sample)
+        panels.append((f"{name} CAM: {class_names[c]}", heatmap(image, maps[f"cam:{c}"])))
+        panels.append((f"{name} u_0", heatmap(image, maps["u_0"])))
+    return side_by_side(panels)
+
+
+def nal_sigma(model: torch.nn.Module, image: np.ndarray, y_crf: np.ndarray) -> np.ndarray:
+    """BANA Eq. 11-12 for one image: the confidence sigma of ``y_crf`` under a stage-3 model with
+    a cosine classifier, H x W in [0, 1] (0 where Y_crf is ignore)."""
+    from weakseg.losses.bana import nal_confidence
+
+    maps = model_maps(model, image)
+    if "cos" not in maps:
+        raise ValueError("sigma needs a BANA segmentation model with a cosine classifier")
+    cosine = torch.from_numpy(maps["cos"])[None]
+    return nal_confidence(cosine, torch.from_numpy(y_crf.astype(np.int64))[None])[0].numpy()
+
+
+def confidence_figure(
+    snapshots: Sequence[tuple[str, torch.nn.Module]],
+    sample: Sample,
+    y_crf: np.ndarray,
+    y_ret: np.ndarray,
+    class_names: Sequence[str],
+) -> np.ndarray:
+    """BANA Fig. 5 for one training image. Top: image with boxes | Y_crf | Y_crf with the
+    unreliable region ~S (Y_ret disagrees) in the ignore colour | ground truth. Bottom: the NAL
+    confidence sigma (Eq. 12) over the image for each (title, model), e.g. after each epoch."""
+    image = sample.image
+    boxed = overlay(
+        image, None, boxes=sample.boxes, box_labels=sample.box_labels, class_names=class_names
+    )
+    unreliable = np.where((y_crf != y_ret) & (y_crf != 255), 255, y_crf).astype(np.uint8)
+    top = [("image + boxes", boxed), ("Y_crf", overlay(image, y_crf)),
+           ("Y_crf, ~S marked", overlay(image, unreliable))]  # fmt: skip
+    if sample.mask is not None:
+        top.append(("ground truth", overlay(image, sample.mask)))
+    bottom = [(f"sigma, {t}", heatmap(image, nal_sigma(m, image, y_crf))) for t, m in snapshots]
+    return stack_rows([side_by_side(top), side_by_side(bottom)])
 
 
 def sample_figure(
@@ -170,17 +260,12 @@ def sample_figure(
             panel = affinity_panel(image, affinity_map(maps["embed"], pixel), pixel)
             panels.append((f"affinity to ({pixel[1]}, {pixel[0]})", panel))
     if "cos" in maps and labels is not None:
-        from weakseg.losses.bana import nal_confidence
-
         y_crf, y_ret = labels["labels"], labels["ret"]
-        disagree = ((y_crf != y_ret) & (y_crf != 255)).astype(np.uint8)
-        cosine = torch.from_numpy(maps["cos"])[None]
-        sigma = nal_confidence(cosine, torch.from_numpy(y_crf.astype(np.int64))[None])
-        sigma = sigma[0].numpy()
+        disagree = ((y_crf != y_ret) & (y_crf != 255)).astype(np.float32)
         panels.append(("Y_crf", overlay(image, y_crf)))
         panels.append(("Y_ret", overlay(image, y_ret)))
-        panels.append(("~S (disagree)", heatmap(image, disagree.astype(np.float32))))
-        panels.append(("sigma on ~S", heatmap(image, sigma * disagree)))
+        panels.append(("~S (disagree)", heatmap(image, disagree)))
+        panels.append(("sigma on ~S", heatmap(image, nal_sigma(model, image, y_crf) * disagree)))
     return side_by_side(panels)
 
 
@@ -226,9 +311,14 @@ __all__ = [
     "affinity_map",
     "affinity_panel",
     "attention_panel",
+    "bana_maps",
+    "cam_comparison_figure",
     "chosen_pixels",
+    "classifier_figure",
+    "confidence_figure",
     "heatmap",
     "model_maps",
+    "nal_sigma",
     "sample_figure",
     "write_model_report",
 ]

@@ -45,7 +45,8 @@ def colorize(label_map: np.ndarray, palette: np.ndarray = VOC_PALETTE) -> np.nda
 
 
 def atomic_save(path: str | os.PathLike, image: Image.Image, **save_kwargs) -> None:
-    """Save a PIL image as PNG at ``path`` atomically (temp file in the same dir, then rename).
+    """Save a PIL image at ``path`` atomically (temp file in the same dir, then rename): JPEG
+    for a .jpg / .jpeg name, PNG otherwise.
 
     The same directory keeps the rename on one filesystem, where ``os.replace`` is atomic.
     """
@@ -54,7 +55,8 @@ def atomic_save(path: str | os.PathLike, image: Image.Image, **save_kwargs) -> N
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            image.save(f, format="PNG", **save_kwargs)
+            jpeg = path.suffix.lower() in (".jpg", ".jpeg")
+            image.save(f, format="JPEG" if jpeg else "PNG", **save_kwargs)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
