@@ -80,3 +80,16 @@ def test_plot_iou_bars(tmp_path):
     )
     with Image.open(path) as image:
         assert image.size[0] > 300 and image.size[1] > 200
+
+
+def test_atomic_save_writes_jpeg_for_a_jpg_name(tmp_path):
+    from weakseg.viz.palette import atomic_save
+
+    rgb = np.zeros((8, 8, 3), dtype=np.uint8)
+    rgb[:, 4:] = 200
+    atomic_save(tmp_path / "a.jpg", Image.fromarray(rgb), quality=90)
+    atomic_save(tmp_path / "a.png", Image.fromarray(rgb))
+    assert Image.open(tmp_path / "a.jpg").format == "JPEG"
+    assert Image.open(tmp_path / "a.png").format == "PNG"
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "a.png")), rgb)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.jpg", "a.png"]
