@@ -4,10 +4,11 @@ benchmarks/results/bana/ (a finished row is skipped, a killed training resumes).
   classifier-bap, classifier-gap   stage 1: `weakseg train configs/voc_bana_classifier.yaml`
                                    (method.pooling=bap|gap), the baselines' iteration budget
   labels-gap, labels-bap-no-u0,    stage 2: `weakseg labels --generator bana` over all 861 images
-  labels-bap                       (the classifier saw only dev_train: dev_val is unseen), scored
+  labels-bap, labels-bap-u0-a      (the classifier saw only dev_train: dev_val is unseen), scored
                                    with `weakseg eval-labels` on dev_train and dev_val: Y_crf, and
                                    for labels-bap also Y_ret and "Y_crf & Y_ret" (mIoU on the
-                                   agreeing pixels, with the share of pixels left unreliable)
+                                   agreeing pixels, with the share of pixels left unreliable);
+                                   labels-bap-u0-a (ours): u_0 = A, without the 0.99 threshold
   cam-precision                    supplement Table 2: per-class precision of u_c, GAP vs BAP,
                                    on dev_train (sum of u_c inside the class's mask / sum of u_c)
   seg-ycrf, seg-yret, seg-nal,     stage 3 and Table 3/4 of the paper: `weakseg train` on Y_crf,
@@ -45,6 +46,7 @@ LABELS = {  # row -> (classifier row, generator overrides)
     "labels-gap": ("classifier-gap", []),
     "labels-bap-no-u0": ("classifier-bap", ["background=cam"]),
     "labels-bap": ("classifier-bap", []),
+    "labels-bap-u0-a": ("classifier-bap", ["bg_threshold=0"]),  # ours: u_0 = A, no threshold
 }
 SEGMENTATION = {  # row -> (config, label folder under the labels-bap directory, overrides)
     "seg-ycrf": ("configs/voc_pseudo_grabcut.yaml", "", []),
@@ -260,9 +262,10 @@ def render(rows: dict[str, dict]) -> str:
                 continue
             r = rows[name]
             paper = PAPER.get(name)
+            paper = f"{paper[0]} / {paper[1]}" if paper else "—"
             lines.append(
                 f"| {name} Y_crf | {100 * r['y_crf_dev_train']['miou']:.1f} | "
-                f"{100 * r['y_crf_dev_val']['miou']:.1f} | {paper[0]} / {paper[1]} | "
+                f"{100 * r['y_crf_dev_val']['miou']:.1f} | {paper} | "
                 f"{r['cpu_seconds_per_image']:.2f} | `{r['command']}` |"
             )
             if name == "labels-bap":
@@ -277,11 +280,17 @@ def render(rows: dict[str, dict]) -> str:
                     f"{100 * b['miou']:.1f} ({100 * b['unreliable_share']:.0f}% left out)"
                     " | 85.3* / 68.2* | | |"
                 )
-                lines += [
-                    "",
-                    "\\*: the paper's mark for 'pseudo labels contain unreliable regions': "
-                    "scored on the pixels where Y_crf and Y_ret agree, as here.",
-                ]
+        lines.append("")
+        if "labels-bap" in rows:
+            lines.append(
+                "\\*: the paper's mark for 'pseudo labels contain unreliable regions': "
+                "scored on the pixels where Y_crf and Y_ret agree, as here."
+            )
+        if "labels-bap-u0-a" in rows:
+            lines.append(
+                "labels-bap-u0-a (ours, not in the paper): u_0 = A without the authors' "
+                "relative 0.99 threshold (`bg_threshold=0`)."
+            )
     if "cam-precision" in rows:
         r = rows["cam-precision"]
         lines += [
