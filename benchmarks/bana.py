@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.common import DEFAULT_VOC, HERE, load_rows, run_rows
+from benchmarks.common import DEFAULT_VOC, HERE, load_rows, run_rows, train_wall
 from benchmarks.results_md import replace_section
 from benchmarks.train_baselines import ROWS as BASELINE_ROWS
 from benchmarks.train_baselines import add_budget_arguments, budget_overrides
@@ -316,7 +316,7 @@ def render(rows: dict[str, dict]) -> str:
             about, paper = SEGMENTATION_ABOUT[name]
             lines.append(
                 f"| {name} | {about} | {100 * r['miou']:.1f} | {ratio} | {paper} | "
-                f"{r['summary']['seconds'] / 60:.1f} min | `{r['train_command']}` |"
+                f"{train_wall(r['summary'])} | `{r['train_command']}` |"
             )
     some = next(iter(rows.values()))
     lines += [

@@ -33,6 +33,16 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores{gpu}"
 
 
+def train_wall(summary: dict) -> str:
+    """A training row's wall time from its train_summary.json; a resumed run says that the time
+    covers only the iterations after the resume (the process that finished measured those)."""
+    minutes = f"{summary['seconds'] / 60:.1f} min"
+    start = summary.get("resumed_from", 0)
+    if start:
+        minutes += f" (iterations {start}-{summary['iterations']}, resumed)"
+    return minutes
+
+
 def save_row(folder: Path, name: str, row: dict) -> dict:
     """Write one row atomically as folder/name.json, stamped with machine and date."""
     folder.mkdir(parents=True, exist_ok=True)

@@ -17,7 +17,7 @@ import json
 import sys
 from pathlib import Path
 
-from benchmarks.common import HERE, load_rows, run_rows
+from benchmarks.common import HERE, load_rows, run_rows, train_wall
 from benchmarks.results_md import replace_section
 from weakseg.cli import main as weakseg
 
@@ -113,7 +113,7 @@ def render(rows: dict[str, dict]) -> str:
         ratio = f"{r['miou'] / full:.2f}" if full else "—"
         s = r["summary"]
         lines.append(f"| {name} | {RUNS[name][1] or ('masks' if name == 'full' else 'boxes')} | "
-                     f"{100 * r['miou']:.1f} | {ratio} | {s['seconds'] / 60:.1f} min | "
+                     f"{100 * r['miou']:.1f} | {ratio} | {train_wall(s)} | "
                      f"{s['images_per_s']:.2f} | {r['date']} | `{r['train_command']}` then "
                      f"`{r['eval_command']}` |")  # fmt: skip
     lines += ["", "Per-class IoU on dev_val:", "",

@@ -23,7 +23,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from benchmarks.common import HERE, load_rows, run_rows
+from benchmarks.common import HERE, load_rows, run_rows, train_wall
 from benchmarks.results_md import replace_section
 from benchmarks.train_baselines import ROWS as BASELINE_ROWS
 from benchmarks.train_baselines import (
@@ -71,7 +71,7 @@ def _table(title: str, spec: list, rows: dict, baselines: dict, full: float | No
         s = r["summary"]
         commands = f"`{r['train_command']}` then `{r['eval_command']}`"
         lines.append(f"| {paper_name} | {losses} | {100 * r['miou']:.1f} | {ratio} | "
-                     f"{paper_cell} | {s['seconds'] / 60:.1f} min | {s['images_per_s']:.2f} | "
+                     f"{paper_cell} | {train_wall(s)} | {s['images_per_s']:.2f} | "
                      f"{r['date']} | {commands} |")  # fmt: skip
     return lines
 

@@ -4,7 +4,7 @@ saved the moment they exist, so a table that dies half way resumes where it stop
 import json
 
 import pytest
-from benchmarks.common import load_rows, run_rows
+from benchmarks.common import load_rows, run_rows, train_wall
 
 
 def test_rows_are_saved_one_by_one_and_a_rerun_resumes(tmp_path):
@@ -35,3 +35,9 @@ def test_only_reruns_named_rows_and_render_only_measures_nothing(tmp_path):
     run_rows(["a", "b"], tmp_path, lambda n: made.append(n) or {}, lambda: redraws.append(1),
              render_only=True)  # fmt: skip
     assert made == ["a", "b", "b"] and len(redraws) == 3
+
+
+def test_train_wall_says_when_a_run_was_resumed():
+    assert train_wall({"seconds": 90.0, "iterations": 300, "resumed_from": 0}) == "1.5 min"
+    resumed = train_wall({"seconds": 1512.0, "iterations": 300, "resumed_from": 86})
+    assert resumed == "25.2 min (iterations 86-300, resumed)"
