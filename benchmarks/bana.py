@@ -14,6 +14,7 @@ benchmarks/results/bana/ (a finished row is skipped, a killed training resumes).
   seg-ycrf, seg-yret, seg-nal,     stage 3 and Table 3/4 of the paper: `weakseg train` on Y_crf,
   seg-none, seg-entropy,           on Y_ret, with NAL, and with the compared losses on ~S
   seg-bootstrap                    (none / entropy / bootstrapping), then `weakseg eval` on dev_val
+  seg-ycrf-seed1, seg-nal-seed1    two of them again with train.seed=1: how far one row moves
 
     python -m benchmarks.bana [--iterations 300 --threads 1] [--only labels-bap]
 
@@ -55,6 +56,9 @@ SEGMENTATION = {  # row -> (config, label folder under the labels-bap directory,
     "seg-none": ("configs/voc_bana.yaml", "", ["method.unreliable=none"]),
     "seg-entropy": ("configs/voc_bana.yaml", "", ["method.unreliable=entropy"]),
     "seg-bootstrap": ("configs/voc_bana.yaml", "", ["method.unreliable=bootstrap"]),
+    # the same two rows with another seed (init and data order): the spread of one row
+    "seg-ycrf-seed1": ("configs/voc_pseudo_grabcut.yaml", "", ["train.seed=1"]),
+    "seg-nal-seed1": ("configs/voc_bana.yaml", "", ["train.seed=1"]),
 }
 # row -> (what it trains on, the paper's VOC 2012 val mIoU: Table 4 after CRF for the first
 # three, Table 3 before / after CRF for the losses on ~S; DeepLab-V1 VGG-16)
@@ -65,6 +69,8 @@ SEGMENTATION_ABOUT = {
     "seg-none": ("CE on S, ~S ignored", "61.8 / 67.5"),
     "seg-entropy": ("CE on S + entropy on ~S", "61.4 / 67.3"),
     "seg-bootstrap": ("CE on S + bootstrapping on ~S", "61.9 / 67.6"),
+    "seg-ycrf-seed1": ("CE on Y_crf, train.seed=1", "—"),
+    "seg-nal-seed1": ("NAL, train.seed=1", "—"),
 }
 BUDGET_KEYS = ("train.iterations", "data.batch_size", "data.crop_size", "train.precision")
 PAPER = {"labels-gap": (75.5, 76.1), "labels-bap-no-u0": (77.0, 77.8), "labels-bap": (78.7, 79.2)}
