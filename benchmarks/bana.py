@@ -37,6 +37,7 @@ from benchmarks.results_md import replace_section
 from benchmarks.train_baselines import ROWS as BASELINE_ROWS
 from benchmarks.train_baselines import add_budget_arguments, budget_overrides
 from weakseg.cli import main as weakseg
+from weakseg.data.classes import VOC_CLASSES
 from weakseg.data.dataset import open_dataset
 from weakseg.engine.evaluate import ConfusionMatrix
 from weakseg.pseudo.store import LabelStore
@@ -324,6 +325,12 @@ def render(rows: dict[str, dict]) -> str:
                 f"| {name} | {about} | {100 * r['miou']:.1f} | {ratio} | {paper} | "
                 f"{train_wall(r['summary'])} | `{r['train_command']}` |"
             )
+        lines += ["", "Per-class IoU on dev_val (— = no pixel of the class in dev_val):", "",
+                  "| class | " + " | ".join(seg) + " |", "|---|" + "---|" * len(seg)]  # fmt: skip
+        for cls in VOC_CLASSES:
+            cells = [rows[n]["iou"].get(cls) for n in seg]
+            cells = ["—" if v is None else f"{100 * v:.1f}" for v in cells]
+            lines.append(f"| {cls} | " + " | ".join(cells) + " |")
     some = next(iter(rows.values()))
     lines += [
         "",
