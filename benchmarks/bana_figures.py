@@ -4,6 +4,8 @@ benchmarks/results/bana/figures/ and shown in the README:
   fig4a.jpg   paper Fig. 4a: CAM_c of the largest box's class (Eq. 6, over the whole image)
               and u_0 (Eq. 7) from the GAP and the BAP classifier, on the first --images
               dev_val images (unseen by both)
+  u0.json     the share of feature cells inside the boxes where u_0 > 0 (the authors'
+              relative 0.99 threshold on A), BAP classifier, first --u0-images dev_val images
   fig5.jpg    paper Fig. 5: Y_crf, its unreliable region ~S (Y_ret disagrees) and the ground
               truth for one dev_train image, then the NAL confidence sigma (Eq. 12) after each
               snapshot of the seg-nal run (train.snapshot_every)
@@ -18,6 +20,7 @@ the first 50 dev_train images with labels that show one object class (as the pap
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -53,6 +56,24 @@ def unreliable_share(store: LabelStore, sample_id: str) -> float:
     return float(((y_crf != y_ret) & valid).sum() / max(valid.sum(), 1))
 
 
+def u0_share(model: torch.nn.Module, samples: list) -> float:
+    """Mean over images of the share of in-box feature cells where u_0 (Eq. 7 with the relative
+    0.99 threshold, the generator's default) is above 0."""
+    from weakseg.methods.bana import feature_boxes
+    from weakseg.pseudo.bana import BanaGenerator
+
+    gen = BanaGenerator(run_dir="(in memory)")
+    gen._model = model.eval()
+    shares = []
+    for sample in samples:
+        f, scores, stride = gen.features(sample.image)
+        _, units = gen.unaries(sample, f, scores, stride)
+        boxes = torch.as_tensor(sample.boxes, dtype=torch.float32)
+        in_boxes = torch.stack(feature_boxes(boxes, stride, *f.shape[1:])).any(0)
+        shares.append(float((units[0][in_boxes] > 0).float().mean()))
+    return float(np.mean(shares))
+
+
 def snapshots(run_dir: Path) -> list[int]:
     return sorted(int(p.stem.split("-")[1]) for p in (run_dir / SNAPSHOT_DIR).glob("model-*.pt"))
 
@@ -63,6 +84,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path("bench-out/bana"))
     parser.add_argument("--images", type=int, default=4, help="dev_val images in fig4a")
     parser.add_argument("--fig5-id", help="the dev_train image of fig5")
+    parser.add_argument("--u0-images", type=int, default=40, help="dev_val images for u0.json")
     parser.add_argument("--figures", type=Path, default=FIGURES)
     parser.add_argument("--width", type=int, default=1600, help="pixels across each picture")
     parser.add_argument("--threads", type=int, default=1)
@@ -77,6 +99,13 @@ def main() -> int:
     rows = [cam_comparison_figure([("GAP", gap), ("BAP", bap)], s, names)
             for s in samples[: args.images]]  # fmt: skip
     save_jpeg(args.figures / "fig4a.jpg", stack_rows(rows), args.width)
+    with_boxes = [s for s in (val.load(i) for i in val.ids[: args.u0_images]) if len(s.boxes)]
+    share = u0_share(bap, with_boxes)
+    row = {"images": len(with_boxes), "in_box_cells_with_u0_above_0": share}
+    tmp = args.figures / ".u0.json.tmp"
+    tmp.write_text(json.dumps(row, indent=2) + "\n")
+    tmp.replace(args.figures / "u0.json")
+    print(f"u_0 > 0 on {100 * share:.1f}% of the in-box cells ({len(with_boxes)} dev_val images)")
 
     run_dir = args.out / "seg-nal"
     kept = snapshots(run_dir)
