@@ -294,10 +294,11 @@ def render(rows: dict[str, dict]) -> str:
                 "scored on the pixels where Y_crf and Y_ret agree, as here."
             )
         if "labels-bap-u0-a" in rows:
-            lines.append(
+            lines += [
+                "",
                 "labels-bap-u0-a (ours, not in the paper): u_0 = A without the authors' "
-                "relative 0.99 threshold (`bg_threshold=0`)."
-            )
+                "relative 0.99 threshold (`bg_threshold=0`).",
+            ]
     if "cam-precision" in rows:
         r = rows["cam-precision"]
         lines += [
@@ -334,7 +335,9 @@ def render(rows: dict[str, dict]) -> str:
     some = next(iter(rows.values()))
     lines += [
         "",
-        f"Measured on {some['machine']}, {some['date']}, with `python -m benchmarks.bana`.",
+        f"Measured on {some['machine']}, {some['date']}, with `python -m benchmarks.bana`. "
+        "Rows ran two at a time (one torch thread each), sometimes beside tests or label "
+        "generation: wall times show the cost, not a clean speed comparison.",
     ]
     return "\n".join(lines)
 
