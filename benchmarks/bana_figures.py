@@ -1,5 +1,6 @@
-"""BANA's pictures from the benchmark's runs (BANA issue, item 4), written under
-benchmarks/results/bana/figures/ and shown in the README:
+"""BANA's pictures from the benchmark's runs (BANA issue, item 4), written under --figures
+(default bench-out/bana/figures/: they show VOC photographs, which stay out of git), and one
+measured number, u0.json, under benchmarks/results/bana/figures/:
 
   fig4a.jpg   paper Fig. 4a: CAM_c of the largest box's class (Eq. 6, over the whole image)
               and u_0 (Eq. 7) from the GAP and the BAP classifier, on the first --images
@@ -37,7 +38,7 @@ from weakseg.viz.maps import cam_comparison_figure, confidence_figure
 from weakseg.viz.overlay import stack_rows
 from weakseg.viz.palette import atomic_save
 
-FIGURES = HERE / "results" / "bana" / "figures"
+NUMBERS = HERE / "results" / "bana" / "figures"
 
 
 def save_jpeg(path: Path, rgb: np.ndarray, width: int) -> None:
@@ -62,8 +63,7 @@ def u0_share(model: torch.nn.Module, samples: list) -> float:
     from weakseg.methods.bana import feature_boxes
     from weakseg.pseudo.bana import BanaGenerator
 
-    gen = BanaGenerator(run_dir="(in memory)")
-    gen._model = model.eval()
+    gen = BanaGenerator.for_model(model)
     shares = []
     for sample in samples:
         f, scores, stride = gen.features(sample.image)
@@ -85,10 +85,12 @@ def main() -> int:
     parser.add_argument("--images", type=int, default=4, help="dev_val images in fig4a")
     parser.add_argument("--fig5-id", help="the dev_train image of fig5")
     parser.add_argument("--u0-images", type=int, default=40, help="dev_val images for u0.json")
-    parser.add_argument("--figures", type=Path, default=FIGURES)
+    parser.add_argument("--figures", type=Path, help="default: OUT/figures")
+    parser.add_argument("--numbers", type=Path, default=NUMBERS, help="where u0.json goes")
     parser.add_argument("--width", type=int, default=1600, help="pixels across each picture")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
+    args.figures = args.figures or args.out / "figures"
     torch.set_num_threads(args.threads)
 
     val = open_dataset(f"voc:{args.data}:dev_val")
@@ -102,9 +104,10 @@ def main() -> int:
     with_boxes = [s for s in (val.load(i) for i in val.ids[: args.u0_images]) if len(s.boxes)]
     share = u0_share(bap, with_boxes)
     row = {"images": len(with_boxes), "in_box_cells_with_u0_above_0": share}
-    tmp = args.figures / ".u0.json.tmp"
+    args.numbers.mkdir(parents=True, exist_ok=True)
+    tmp = args.numbers / ".u0.json.tmp"
     tmp.write_text(json.dumps(row, indent=2) + "\n")
-    tmp.replace(args.figures / "u0.json")
+    tmp.replace(args.numbers / "u0.json")
     print(f"u_0 > 0 on {100 * share:.1f}% of the in-box cells ({len(with_boxes)} dev_val images)")
 
     run_dir = args.out / "seg-nal"

@@ -90,7 +90,7 @@ def test_figures_have_one_panel_per_map(sample):
         y_ret = np.where(np.arange(w)[None] < w // 2, y_crf, 0).astype(np.uint8)
         fig = confidence_figure([("1", seg), ("2", seg), ("3", seg)], sample, y_crf, y_ret,
                                 [str(i) for i in range(6)])  # fmt: skip
-    # top: image | Y_crf | Y_crf with ~S | ground truth; bottom: three sigma maps
+    # top: image | ground truth | Y_crf | Y_crf with ~S; bottom: three sigma maps
     strip = TITLE + h + 2 * PAD
     assert fig.shape == (2 * strip + PAD, 4 * w + 5 * PAD, 3)
     with pytest.raises(ValueError, match="boxes"):

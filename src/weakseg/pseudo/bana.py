@@ -56,6 +56,14 @@ class BanaGenerator(CrfParams, Generator):
         if self.background not in BACKGROUNDS:
             raise ValueError(f"background must be one of {BACKGROUNDS}, got {self.background!r}")
 
+    @classmethod
+    def for_model(cls, model: torch.nn.Module, **params) -> BanaGenerator:
+        """A generator around a stage-1 classifier already in memory (e.g. for pictures), with
+        ``params`` as for ``weakseg labels`` (run_dir is then only a name)."""
+        gen = cls(run_dir=params.pop("run_dir", "(in memory)"), **params)
+        gen._model = model.eval()
+        return gen
+
     def params(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self) if f.init}
 

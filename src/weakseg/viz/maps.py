@@ -112,14 +112,11 @@ def bana_maps(model: torch.nn.Module, sample: Sample) -> dict[str, np.ndarray]:
     from weakseg.losses.bana import cam
     from weakseg.pseudo.bana import BanaGenerator
 
-    gen = BanaGenerator(run_dir="(in memory)")
-    gen._model = model.eval()
+    gen = BanaGenerator.for_model(model)
     h, w = sample.height, sample.width
     f, scores, stride = gen.features(sample.image)
     classes, units = gen.unaries(sample, f, scores, stride)
-    attention = BanaGenerator(run_dir="(in memory)", bg_threshold=0.0)
-    attention._model = gen._model
-    _, raw = attention.unaries(sample, f, scores, stride)
+    _, raw = BanaGenerator.for_model(model, bg_threshold=0.0).unaries(sample, f, scores, stride)
     maps = {"A": _full(raw[0], stride, h, w), "u_0": _full(units[0], stride, h, w)}
     for i, c in enumerate(classes, start=1):
         cam_c = cam(scores[int(c)])
@@ -138,6 +135,17 @@ def _largest_classes(sample: Sample, count: int) -> list[int]:
     return classes[:count]
 
 
+def _image_panels(sample: Sample, class_names: Sequence[str]) -> list[tuple[str, np.ndarray]]:
+    """The panels every strip starts with: the image with its boxes, then the ground truth (if
+    the sample has a mask)."""
+    boxed = overlay(sample.image, None, boxes=sample.boxes, box_labels=sample.box_labels,
+                    class_names=class_names)  # fmt: skip
+    panels = [("image + boxes", boxed)]
+    if sample.mask is not None:
+        panels.append(("ground truth", overlay(sample.image, sample.mask)))
+    return panels
+
+
 def classifier_figure(
     model: torch.nn.Module, sample: Sample, class_names: Sequence[str], boxes_shown: int = 2
 ) -> np.ndarray:
@@ -146,12 +154,7 @@ def classifier_figure(
     from weakseg.pseudo.bana import BanaGenerator
 
     image = sample.image
-    boxed = overlay(
-        image, None, boxes=sample.boxes, box_labels=sample.box_labels, class_names=class_names
-    )
-    panels = [("image + boxes", boxed)]
-    if sample.mask is not None:
-        panels.append(("ground truth", overlay(image, sample.mask)))
+    panels = _image_panels(sample, class_names)
     if len(sample.boxes) == 0:
         return side_by_side(panels)
     maps = bana_maps(model, sample)
@@ -159,9 +162,7 @@ def classifier_figure(
     panels.append(("u_0 (A, 0.99 max)", heatmap(image, maps["u_0"])))
     for c in _largest_classes(sample, boxes_shown):
         panels.append((f"u_c: {class_names[c]}", heatmap(image, maps[f"u:{c}"])))
-    gen = BanaGenerator(run_dir="(in memory)")
-    gen._model = model.eval()
-    labels = gen.generate_maps(sample)
+    labels = BanaGenerator.for_model(model).generate_maps(sample)
     panels.append(("Y_crf", overlay(image, labels["labels"])))
     panels.append(("Y_ret", overlay(image, labels["ret"])))
     return side_by_side(panels)
@@ -176,12 +177,7 @@ def cam_comparison_figure(
     if len(sample.boxes) == 0:
         raise ValueError(f"{sample.id}: a CAM comparison needs an image with boxes")
     image = sample.image
-    boxed = overlay(
-        image, None, boxes=sample.boxes, box_labels=sample.box_labels, class_names=class_names
-    )
-    panels = [("image + boxes", boxed)]
-    if sample.mask is not None:
-        panels.append(("ground truth", overlay(image, sample.mask)))
+    panels = _image_panels(sample, class_names)
     c = _largest_classes(sample, 1)[0]
     for name, model in classifiers:
         maps = bana_maps(model, sample)
@@ -209,18 +205,13 @@ def confidence_figure(
     y_ret: np.ndarray,
     class_names: Sequence[str],
 ) -> np.ndarray:
-    """BANA Fig. 5 for one training image. Top: image with boxes | Y_crf | Y_crf with the
-    unreliable region ~S (Y_ret disagrees) in the ignore colour | ground truth. Bottom: the NAL
+    """BANA Fig. 5 for one training image. Top: image with boxes | ground truth | Y_crf | Y_crf
+    with the unreliable region ~S (Y_ret disagrees) in the ignore colour. Bottom: the NAL
     confidence sigma (Eq. 12) over the image for each (title, model), e.g. after each epoch."""
     image = sample.image
-    boxed = overlay(
-        image, None, boxes=sample.boxes, box_labels=sample.box_labels, class_names=class_names
-    )
     unreliable = np.where((y_crf != y_ret) & (y_crf != 255), 255, y_crf).astype(np.uint8)
-    top = [("image + boxes", boxed), ("Y_crf", overlay(image, y_crf)),
+    top = [*_image_panels(sample, class_names), ("Y_crf", overlay(image, y_crf)),
            ("Y_crf, ~S marked", overlay(image, unreliable))]  # fmt: skip
-    if sample.mask is not None:
-        top.append(("ground truth", overlay(image, sample.mask)))
     bottom = [(f"sigma, {t}", heatmap(image, nal_sigma(m, image, y_crf))) for t, m in snapshots]
     return stack_rows([side_by_side(top), side_by_side(bottom)])
 
@@ -242,12 +233,7 @@ def sample_figure(
         return classifier_figure(model, sample, class_names, boxes_shown)
     image = sample.image
     maps = model_maps(model, image)
-    boxed = overlay(
-        image, None, boxes=sample.boxes, box_labels=sample.box_labels, class_names=class_names
-    )
-    panels = [("image + boxes", boxed)]
-    if sample.mask is not None:
-        panels.append(("ground truth", overlay(image, sample.mask)))
+    panels = _image_panels(sample, class_names)
     panels.append(("prediction", overlay(image, maps["seg"])))
     if "attention" in maps:
         for k in np.argsort(-box_area(sample.boxes), kind="stable")[:boxes_shown]:
