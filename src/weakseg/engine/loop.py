@@ -43,7 +43,12 @@ from tqdm import tqdm
 import weakseg
 from weakseg.config import RESUMABLE_KEYS, Config, config_diff, load_config, save_config
 from weakseg.data.dataset import Dataset, open_dataset
-from weakseg.data.training import TrainingDataset, epoch_iterator, training_loader
+from weakseg.data.training import (
+    TrainingDataset,
+    epoch_iterator,
+    subsample_batch,
+    training_loader,
+)
 from weakseg.data.transforms import TrainTransform
 from weakseg.engine.checkpoint import atomic_torch_save, load_checkpoint, save_checkpoint
 from weakseg.engine.distributed import (
@@ -135,6 +140,21 @@ def build_training_dataset(cfg: Config, method: Method) -> TrainingDataset:
     )
 
 
+def cached_training_data(cfg: Config, data: TrainingDataset, model: nn.Module, env: DistEnv):
+    """``data`` with the frozen encoder's maps of ``data.cache_views`` views per image, from
+    the feature cache (built first if missing; see weakseg.engine.feature_cache)."""
+    from weakseg.engine.feature_cache import CachedViews, open_cache
+
+    if not hasattr(model, "frozen_features"):
+        raise ValueError(f"method {cfg.train.method!r} has no model that reads cached features; "
+                         "set data.cache_views=0")  # fmt: skip
+    d = cfg.data
+    data.seed = d.cache_seed  # the views' augmentation; train.seed still orders the batches
+    cache = open_cache(model, data, d.cache_views, d.cache_dir, d.cache_memory_gb,
+                       workers=d.workers, progress=env.is_main)  # fmt: skip
+    return CachedViews(data, cache, seed=cfg.train.seed)
+
+
 def resolve_num_classes(cfg: Config, dataset_classes: int) -> Config:
     """Fill ``model.num_classes`` from the dataset (0 = infer); a mismatch is an error."""
     n = cfg.model.num_classes
@@ -188,6 +208,10 @@ def build_run(
     model = method.build_model(cfg, cfg.model.num_classes).to(env.device)
     if tc.channels_last:
         model = model.to(memory_format=torch.channels_last)
+    if cfg.data.cache_views:
+        data = cached_training_data(cfg, data, model, env)
+        if env.is_main:
+            _say(data.describe())
     optimizer = build_optimizer(model, cfg)
     scaler = torch.amp.GradScaler(env.device.type, enabled=precision == "fp16")
     loader = training_loader(data, cfg.data.batch_size, cfg.data.workers, env.world_size,
@@ -343,8 +367,12 @@ def train_step(run: Run, batches: Iterator[dict], check_weights: bool = False) -
         last = micro == tc.grad_accum - 1
         with _maybe_no_sync(run.ddp_model, last):
             with _autocast(device, run.precision):
-                outputs = run.ddp_model(batch["image"])
-            terms = run.method.losses(batch, {k: v.float() for k, v in outputs.items()})
+                if "features" in batch:  # cached frozen-encoder maps (data.cache_views)
+                    outputs = run.ddp_model(None, features=batch["features"])
+                else:
+                    outputs = run.ddp_model(batch["image"])
+            terms = run.method.losses(subsample_batch(batch, tc.loss_stride),
+                                      {k: v.float() for k, v in outputs.items()})  # fmt: skip
             if check_weights and micro == 0:
                 _check_loss_weights(tc.loss_weights, terms, tc.method)
             loss = sum(tc.loss_weights.get(name, 1.0) * value for name, value in terms.items())
@@ -367,6 +395,8 @@ def to_device(batch: dict, device: torch.device, channels_last: bool = False) ->
             value = value.to(device, non_blocking=True)
         elif isinstance(value, list) and value and isinstance(value[0], Tensor):
             value = [v.to(device, non_blocking=True) for v in value]
+        elif isinstance(value, dict):
+            value = {k: v.to(device, non_blocking=True) for k, v in value.items()}
         out[key] = value
     if channels_last:
         out["image"] = out["image"].contiguous(memory_format=torch.channels_last)

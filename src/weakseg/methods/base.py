@@ -67,6 +67,8 @@ def build_segmenter_from_config(model: ModelConfig, num_classes: int, **kwargs) 
         num_classes=num_classes,
         weights=model.weights,
         output_stride=model.output_stride,
+        freeze=model.freeze,
+        decoder_channels=model.decoder_channels,
         **kwargs,
     )
 

@@ -2,9 +2,12 @@
 
 Every decoder is built as ``Decoder(channels, strides, ...)`` from the encoder's ``channels`` and
 ``strides`` lists (finest first, e.g. strides [2, 4, 8, 16, 32]), takes that list of feature maps
-in ``forward`` and returns one B x out_channels x H/stride x W/stride map. ``out_channels`` and
-``stride`` are attributes. Inputs are assumed padded to a multiple of the encoder's largest
-stride (``Segmenter`` does that), so neighbouring pyramid levels differ by exactly 2x.
+in ``forward`` and returns one B x out_channels x H/stride x W/stride map. ``out_channels``,
+``stride`` and ``in_levels`` (the indices of the maps it reads; the others may be None, which is
+how cached features of a frozen encoder arrive) are attributes. ``WIDTH_ARGUMENT`` names the
+argument that sets each decoder's width (256 / 1024 / 256 by default; ``model.decoder_channels``).
+Inputs are assumed padded to a multiple of the encoder's largest stride (``Segmenter`` does
+that), so neighbouring pyramid levels differ by exactly 2x.
 
 - ``deeplabv3plus`` (DeepLabv3+, Chen et al. ECCV 2018): ASPP on the coarsest map, upsampled and
   fused with a 48-channel projection of the stride-4 map; output stride 4.
@@ -87,6 +90,7 @@ class DeepLabV3PlusDecoder(nn.Module):
         )
         self.out_channels = out_channels
         self.stride = skip_stride
+        self.in_levels = (self.skip_index, len(channels) - 1)  # the maps forward reads
 
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
         """features: encoder maps, finest first -> B x out_channels x H/4 x W/4."""
@@ -121,6 +125,7 @@ class LargeFOVDecoder(nn.Module):
         self.drop7 = nn.Dropout(dropout)
         self.out_channels = out_channels
         self.stride = strides[-1]
+        self.in_levels = (len(channels) - 1,)
 
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
         """features: encoder maps, finest first -> B x out_channels x H/s x W/s (s = stride)."""
@@ -158,11 +163,19 @@ class FPNSegDecoder(nn.Module):
         )
         self.out_channels = segmentation_channels
         self.stride = 4
+        self.in_levels = tuple(range(len(channels) - 4, len(channels)))
 
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
         """features: encoder maps, finest first -> B x out_channels x H/4 x W/4."""
         return self.fpn(features[-4:])
 
+
+# The constructor argument that sets each decoder's width (``model.decoder_channels``).
+WIDTH_ARGUMENT = {
+    "deeplabv3plus": "out_channels",
+    "largefov": "out_channels",
+    "fpn": "pyramid_channels",
+}
 
 DECODERS: dict[str, type[nn.Module]] = {
     "deeplabv3plus": DeepLabV3PlusDecoder,

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from weakseg.models.decoders import DECODERS
+from weakseg.models.decoders import DECODERS, WIDTH_ARGUMENT
 from weakseg.models.encoders import Encoder, build_encoder, encoder_normalization
 from weakseg.models.heads import HEADS
 
@@ -53,19 +53,60 @@ class Segmenter(nn.Module):
         self.size_divisor = max(encoder.strides)
 
     def forward(
-        self, images: torch.Tensor, heads: Sequence[str] | None = None
+        self,
+        images: torch.Tensor | None,
+        heads: Sequence[str] | None = None,
+        features: dict[int, torch.Tensor] | None = None,
     ) -> dict[str, torch.Tensor]:
         """B x 3 x H x W RGB in [0, 1] -> {head name: B x C_head x h x w}, h = ceil(H / stride).
 
         ``heads`` picks which heads to run (default all); e.g. {"seg": B x (L+1) x h x w}.
+        ``features`` replaces the frozen part of the encoder: {level: map} as
+        :meth:`frozen_features` returns them for a padded image (then ``images`` is not read).
         """
-        height, width = images.shape[-2:]
-        x = self._pad((images - self.mean) / self.std)
-        features = self.decoder(self.encoder(x))
-        s = self.output_stride
-        features = features[..., : (height + s - 1) // s, : (width + s - 1) // s]
+        if features is None:
+            height, width = images.shape[-2:]
+            x = self._pad((images - self.mean) / self.std)
+            decoded = self.decoder(self.encoder(x))
+            s = self.output_stride
+            decoded = decoded[..., : (height + s - 1) // s, : (width + s - 1) // s]
+        else:
+            decoded = self.decoder(self.complete_features(features))
         names = list(self.heads) if heads is None else heads
-        return {name: self.heads[name](features) for name in names}
+        return {name: self.heads[name](decoded) for name in names}
+
+    def cached_levels(self) -> tuple[int, ...]:
+        """The frozen encoder levels a feature cache must hold: those the decoder reads and the
+        last frozen one (the input of the trainable levels, if any)."""
+        frozen = self.encoder.frozen_levels
+        if frozen == 0:
+            raise ValueError("a feature cache needs a frozen encoder (model.freeze)")
+        needed = {lvl for lvl in self.decoder.in_levels if lvl < frozen}
+        if frozen < len(self.encoder.channels):
+            needed.add(frozen - 1)
+        return tuple(sorted(needed))
+
+    @torch.no_grad()
+    def frozen_features(self, images: torch.Tensor) -> dict[int, torch.Tensor]:
+        """B x 3 x H x W RGB in [0, 1], H and W multiples of ``size_divisor`` -> the frozen
+        encoder's maps at :meth:`cached_levels`, {level: B x C x H/s x W/s}."""
+        if images.shape[-2] % self.size_divisor or images.shape[-1] % self.size_divisor:
+            raise ValueError(f"cached crops must be multiples of {self.size_divisor} pixels")
+        x, encoder = (images - self.mean) / self.std, self.encoder
+        if encoder.frozen_levels < len(encoder.channels):
+            maps = encoder.forward_levels(x, 0, encoder.frozen_levels)
+        else:
+            maps = list(encoder.body(x))
+        return {lvl: maps[lvl] for lvl in self.cached_levels()}
+
+    def complete_features(self, cached: dict[int, torch.Tensor]) -> list[torch.Tensor | None]:
+        """The encoder's pyramid from cached frozen maps: the trainable levels are computed from
+        the last frozen one; levels neither cached nor computed are None (no decoder reads them)."""
+        encoder, frozen = self.encoder, self.encoder.frozen_levels
+        pyramid: list[torch.Tensor | None] = [cached.get(i) for i in range(frozen)]
+        if frozen < len(encoder.channels):
+            pyramid += encoder.forward_levels(cached[frozen - 1], frozen, len(encoder.channels))
+        return pyramid
 
     def predict(self, images: torch.Tensor) -> torch.Tensor:
         """B x 3 x H x W RGB in [0, 1] -> B x (L+1) x H x W segmentation logits.
@@ -102,6 +143,8 @@ def build_segmenter(
     extra_heads: dict[str, HeadFactory] | None = None,
     seg_head: str = "conv",
     output_stride: int = 32,
+    freeze: str = "none",
+    decoder_channels: int = 0,
 ) -> Segmenter:
     """Assemble a Segmenter from names.
 
@@ -114,13 +157,16 @@ def build_segmenter(
             and embedding heads; "seg" is always built here.
         seg_head: a key of ``HEADS``: "conv" (1x1 conv) or "cosine" (BANA's cosine classifier).
         output_stride: encoder output stride, 32 or 16/8 (dilated; not for "fpn").
+        freeze: "none" | "all" | "strideN": the frozen part of the encoder (``build_encoder``).
+        decoder_channels: the decoder's width (0 = its default; ``WIDTH_ARGUMENT``).
     """
     if decoder not in DECODERS:
         raise ValueError(f"unknown decoder {decoder!r}; choose from {', '.join(DECODERS)}")
     if seg_head not in HEADS:
         raise ValueError(f"unknown seg_head {seg_head!r}; choose from {', '.join(HEADS)}")
-    enc = build_encoder(encoder, weights=weights, output_stride=output_stride)
-    dec = DECODERS[decoder](enc.channels, enc.strides)
+    enc = build_encoder(encoder, weights=weights, output_stride=output_stride, freeze=freeze)
+    width = {WIDTH_ARGUMENT[decoder]: decoder_channels} if decoder_channels else {}
+    dec = DECODERS[decoder](enc.channels, enc.strides, **width)
     heads = {"seg": HEADS[seg_head](dec.out_channels, num_classes)}
     for name, factory in (extra_heads or {}).items():
         if name == "seg":
