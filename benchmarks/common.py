@@ -79,3 +79,64 @@ def run_rows(
         rewrite()
     if render_only:
         rewrite()
+
+
+SEEDS = (0, 1, 2)
+
+
+def seed_stats(values: list[float]) -> dict:
+    """Mean, sample standard deviation and range of one row's per-seed values."""
+    mean = sum(values) / len(values)
+    var = sum((v - mean) ** 2 for v in values) / max(len(values) - 1, 1)
+    return {"mean": mean, "std": var**0.5, "min": min(values), "max": max(values)}
+
+
+def mean_spread(row: dict, key: str = "miou") -> str:
+    """'54.3 ± 0.8' (mean ± sample sd over the row's seeds, in points) for a seeded row."""
+    s = row[key]
+    return f"{100 * s['mean']:.1f} ± {100 * s['std']:.1f}"
+
+
+def train_seeds(
+    name: str,
+    config: str,
+    overrides: list[str],
+    out: Path,
+    val_spec: str,
+    seeds: Iterable[int] = SEEDS,
+) -> dict:
+    """Train ``config`` once per seed (``out/<name>/seed<k>``; a finished seed is not re-run, a
+    killed one resumes) and evaluate each on ``val_spec``. Returns one row: each seed's mIoU,
+    per-class IoU, wall time and commands, and mean/std/min/max over the seeds."""
+    from weakseg.cli import main as weakseg
+
+    per_seed = {}
+    for seed in seeds:
+        run_dir = out / name / f"seed{seed}"
+        cmd = ["train", "--run-dir", str(run_dir), config, *overrides, f"train.seed={seed}"]
+        if weakseg(cmd) != 0:
+            raise SystemExit(f"weakseg {' '.join(cmd)} failed")
+        result_file = run_dir / "eval" / "dev_val.json"
+        ecmd = ["eval", "--run-dir", str(run_dir), "--dataset", val_spec, "--no-progress",
+                "--tag", "dev_val"]  # fmt: skip
+        if not result_file.exists() and weakseg(ecmd) != 0:
+            raise SystemExit(f"weakseg {' '.join(ecmd)} failed")
+        result = json.loads(result_file.read_text())
+        summary = json.loads((run_dir / "train_summary.json").read_text())
+        per_seed[str(seed)] = {
+            "miou": result["miou"], "iou": result["iou"], "summary": summary,
+            "train_command": "weakseg " + " ".join(cmd),
+            "eval_command": "weakseg " + " ".join(ecmd),
+        }  # fmt: skip
+    first = next(iter(per_seed.values()))
+    classes = list(first["iou"])
+    mean_iou = {}
+    for cls in classes:
+        values = [s["iou"][cls] for s in per_seed.values() if s["iou"][cls] is not None]
+        mean_iou[cls] = sum(values) / len(values) if values else None
+    return {
+        "name": name, "config": config, "overrides": overrides, "seeds": per_seed,
+        "miou": seed_stats([s["miou"] for s in per_seed.values()]),
+        "iou": mean_iou, "class_names": classes,
+        "train_minutes": seed_stats([s["summary"]["seconds"] / 60 for s in per_seed.values()]),
+    }  # fmt: skip

