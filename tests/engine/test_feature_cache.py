@@ -119,6 +119,8 @@ def test_training_on_the_cache_resumes_and_saves_a_whole_model(tmp_path):
                       "train.checkpoint_every=2", "train.loss_stride=4")  # fmt: skip
     summary = train(cfg, tmp_path / "run")
     assert summary["iterations"] == 4 and np.isfinite(summary["last"]["loss"])
+    assert summary["feature_cache"]["built_by_this_run"]
+    assert summary["feature_cache"]["build_seconds"] > 0
     state = torch.load(tmp_path / "run" / "model.pt", weights_only=True)
     assert any(k.startswith("encoder.") for k in state)  # predict/export need no cache
     assert len(list((tmp_path / "cache").glob("*/meta.json"))) == 1

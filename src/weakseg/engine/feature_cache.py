@@ -33,6 +33,7 @@ import json
 import os
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -80,10 +81,19 @@ def frozen_weights_digest(encoder) -> str:
 
 
 class FeatureCache:
-    """The cached maps: ``features(view, index)`` -> {level: C x h x w fp16 tensor}."""
+    """The cached maps: ``features(view, index)`` -> {level: C x h x w fp16 tensor}.
+    ``build_seconds``: how long the build took (in ``meta.json``); ``built``: whether this
+    process built it (False: reused)."""
 
-    def __init__(self, directory: Path, arrays: dict[int, np.ndarray], views: int, count: int):
-        self.directory, self.arrays, self.views, self.count = directory, arrays, views, count
+    def __init__(self, directory: Path, arrays: dict[int, np.ndarray], meta: dict) -> None:
+        self.directory, self.arrays = directory, arrays
+        self.views, self.count = meta["views"], meta["count"]
+        self.build_seconds, self.built = meta.get("build_seconds"), False
+
+    def summary(self) -> dict:
+        """What a run's train_summary.json records about the cache it used."""
+        return {"directory": str(self.directory), "views": self.views, "mib": self.nbytes / 2**20,
+                "build_seconds": self.build_seconds, "built_by_this_run": self.built}  # fmt: skip
 
     def features(self, view: int, index: int) -> dict[int, torch.Tensor]:
         row = view * self.count + index
@@ -111,18 +121,22 @@ def open_cache(
     key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:20]
     directory = root / key
     root.mkdir(parents=True, exist_ok=True)
+    built = False
     with open(root / f"{key}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # a second process waits here, then reads
         if not (directory / "meta.json").exists():
             _build(model, data, views, identity, directory, batch_size, workers, progress)
-    return _load(directory, memory_gb)
+            built = True
+    cache = _load(directory, memory_gb)
+    cache.built = built
+    return cache
 
 
 def _build(model, data, views, identity, directory, batch_size, workers, progress) -> None:
     partial = directory.with_name(directory.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
-    count, device = len(data), next(model.parameters()).device
+    count, device, start = len(data), next(model.parameters()).device, time.perf_counter()
     arrays: dict[int, np.ndarray] = {}
     bar = tqdm(total=views * count, desc=f"feature cache ({views} views)", unit="img",
                file=sys.stderr, disable=not progress, dynamic_ncols=True)  # fmt: skip
@@ -150,7 +164,8 @@ def _build(model, data, views, identity, directory, batch_size, workers, progres
         model.train(was_training)
     for array in arrays.values():
         array.flush()
-    meta = identity | {"count": count, "shapes": {str(k): a.shape for k, a in arrays.items()}}
+    meta = identity | {"count": count, "shapes": {str(k): a.shape for k, a in arrays.items()},
+                       "build_seconds": time.perf_counter() - start}  # fmt: skip
     (partial / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
     os.replace(partial, directory)
 
@@ -160,7 +175,7 @@ def _load(directory: Path, memory_gb: float) -> FeatureCache:
     arrays = {lvl: np.load(directory / f"level{lvl}.npy", mmap_mode="r") for lvl in meta["levels"]}
     if sum(a.nbytes for a in arrays.values()) <= memory_gb * 2**30:
         arrays = {lvl: np.ascontiguousarray(a) for lvl, a in arrays.items()}
-    return FeatureCache(directory, arrays, meta["views"], meta["count"])
+    return FeatureCache(directory, arrays, meta)
 
 
 class CachedViews(torch.utils.data.Dataset):

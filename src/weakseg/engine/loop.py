@@ -82,7 +82,7 @@ class Run:
     run_dir: Path
     env: DistEnv
     method: Method
-    data: TrainingDataset
+    data: TrainingDataset  # or CachedViews (data.cache_views)
     model: nn.Module  # model_without_ddp
     ddp_model: nn.Module
     optimizer: torch.optim.Optimizer
@@ -540,6 +540,8 @@ def finish(run: Run, start: int, seconds: float) -> dict:
         "weakseg_version": weakseg.__version__,
         "torch_version": torch.__version__,
     }
+    if hasattr(run.data, "cache"):  # trained on a feature cache (its build is not in seconds)
+        summary["feature_cache"] = run.data.cache.summary()
     if run.env.is_main:
         atomic_torch_save(run.model.state_dict(), run.run_dir / MODEL_FILE)
         write_json_atomic(run.run_dir / SUMMARY_FILE, summary)
