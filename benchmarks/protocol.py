@@ -1,0 +1,136 @@
+"""The CPU training protocol on voc-dev: the acceptance row and the options it was chosen from.
+
+Rows (one JSON each under benchmarks/results/protocol/; a finished row is not re-run):
+
+  full-cpu-cold   `weakseg train configs/voc_full_cpu.yaml` as a user runs it, with an empty
+                  feature-cache folder: the cache build (seed 0) and the training are both
+                  timed, then `weakseg eval` on dev_val; seeds --seeds
+  option rows     voc_full_cpu.yaml with one setting changed, at the table budget
+                  (--iterations, 150 by default, as the method tables), to compare quality per
+                  minute: decoder width, LargeFOV, views per image K, encoder lite0/1/2, the last
+                  encoder stage trainable. The unchanged setting is the `full` row of
+                  benchmarks/results/train_baselines_cpu/.
+
+    python -m benchmarks.protocol [--only full-cpu-cold] [--seeds 0 1 2] [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+from benchmarks.common import HERE, SEEDS, load_rows, mean_spread, run_rows, train_seeds
+from benchmarks.results_md import replace_section
+from benchmarks.train_baselines import ROWS as BASELINE_ROWS
+from benchmarks.train_baselines import conditions, protocol_line
+
+ROWS = HERE / "results" / "protocol"
+CONFIG = "configs/voc_full_cpu.yaml"
+# row -> (overrides of voc_full_cpu.yaml, what changes)
+OPTIONS = {
+    "width-256": (["model.decoder_channels=256"], "DeepLabV3+ width 256"),
+    "width-64": (["model.decoder_channels=64"], "DeepLabV3+ width 64"),
+    "largefov": (["model.decoder=largefov", "model.decoder_channels=256"],
+                 "LargeFOV (fc6/fc7) width 256 instead of DeepLabV3+"),
+    "views-1": (["data.cache_views=1"], "K = 1 view per image"),
+    "views-4": (["data.cache_views=4"], "K = 4 views per image"),
+    "lite0": (["model.encoder=tf_efficientnet_lite0"], "encoder lite0"),
+    "lite1": (["model.encoder=tf_efficientnet_lite1"], "encoder lite1"),
+    "last-stage": (["model.freeze=stride16"], "lite2's stride-32 stage trainable (cache at 16)"),
+}  # fmt: skip
+
+
+def cold_row(args: argparse.Namespace) -> dict:
+    """voc_full_cpu.yaml from an empty cache folder, timed end to end."""
+    cache = Path(args.out) / "cold-cache"
+    shutil.rmtree(cache, ignore_errors=True)
+    overrides = [f"data.cache_dir={cache}", f"train.threads={args.threads}"]
+    row = train_seeds("full-cpu-cold", CONFIG, overrides, Path(args.out),
+                      f"voc:{args.data}:dev_val", args.seeds)  # fmt: skip
+    first = next(iter(row["seeds"].values()))["summary"]
+    cached = first["feature_cache"]
+    row["cold"] = {"cache_minutes": cached["build_seconds"] / 60,
+                   "built_by_this_run": cached["built_by_this_run"],
+                   "train_minutes": first["seconds"] / 60,
+                   "total_minutes": (cached["build_seconds"] + first["seconds"]) / 60}  # fmt: skip
+    return row
+
+
+def option_row(name: str, args: argparse.Namespace) -> dict:
+    overrides = [*OPTIONS[name][0], f"train.iterations={args.iterations}",
+                 f"train.threads={args.threads}", f"data.cache_dir={args.cache_dir}"]  # fmt: skip
+    row = train_seeds(name, CONFIG, overrides, Path(args.out), f"voc:{args.data}:dev_val",
+                      args.seeds)  # fmt: skip
+    caches = [s["summary"]["feature_cache"] for s in row["seeds"].values()]
+    row["cache_minutes"] = max(c["build_seconds"] or 0 for c in caches) / 60
+    row["cache_mib"] = caches[0]["mib"]
+    return row
+
+
+def _option_line(name: str, about: str, r: dict) -> str:
+    per_seed = " / ".join(f"{100 * s['miou']:.1f}" for s in r["seeds"].values())
+    minutes = r["train_minutes"]["mean"]
+    return (
+        f"| {name} | {about} | {mean_spread(r)} | {per_seed} | {r['cache_minutes']:.1f} | "
+        f"{r['cache_mib']:.0f} | {minutes:.1f} | {100 * r['miou']['mean'] / minutes:.1f} |"
+    )
+
+
+def render(rows: dict[str, dict], baselines: dict[str, dict]) -> str:
+    lines = ["## The CPU protocol (training-protocol issue)", ""]
+    cold = rows.get("full-cpu-cold")
+    if cold:
+        c = cold["cold"]
+        seeds = " / ".join(f"{100 * s['miou']:.1f}" for s in cold["seeds"].values())
+        command = next(iter(cold["seeds"].values()))["train_command"]
+        lines += [f"**`{CONFIG}` from a cold cache**: {protocol_line(cold)}. Feature cache "
+                  f"built in {c['cache_minutes']:.1f} min, training {c['train_minutes']:.1f} min: "
+                  f"{c['total_minutes']:.1f} min in all (seed {next(iter(cold['seeds']))}; "
+                  f"the other seeds reuse the cache). mIoU on dev_val {mean_spread(cold)} "
+                  f"(seeds: {seeds}). Command: `{command}`.", ""]  # fmt: skip
+    default = baselines.get("full")
+    lines += ["Options, each changing one setting of the protocol at the tables' budget; "
+              "cache = its one-off build (shared by every run with the same key), train = "
+              "minutes per run, points per training minute = mIoU / train minutes:", "",
+              "| row | change | mIoU | per seed | cache min | cache MiB | train min | "
+              "mIoU pts / train min |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    if default:
+        summary = next(iter(default["seeds"].values()))["summary"].get("feature_cache", {})
+        default = default | {"cache_minutes": (summary.get("build_seconds") or 0) / 60,
+                             "cache_mib": summary.get("mib", 0)}  # fmt: skip
+        lines.append(_option_line("default (`full` row)", "lite2, width 128, K = 2", default))
+    for name, (_, about) in OPTIONS.items():
+        if name in rows:
+            lines.append(_option_line(name, about, rows[name]))
+    lines += ["", f"Measured on {conditions(rows | ({'full': default} if default else {}))}, "
+              "with `python -m benchmarks.protocol` (options at the command's --iterations)."
+              ]  # fmt: skip
+    return "\n".join(lines)
+
+
+def main() -> int:
+    from benchmarks.common import DEFAULT_VOC
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", default=DEFAULT_VOC)
+    parser.add_argument("--out", default="bench-out/protocol")
+    parser.add_argument("--cache-dir", default="bench-out/cache")
+    parser.add_argument("--iterations", type=int, default=150, help="budget of option rows")
+    parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
+    parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--only", nargs="*", help="rows to (re)run")
+    parser.add_argument("--render", action="store_true", help="only rewrite RESULTS.md")
+    args = parser.parse_args()
+    names = ["full-cpu-cold", *OPTIONS]
+    run_rows(names, ROWS,
+             lambda name: cold_row(args) if name == "full-cpu-cold" else option_row(name, args),
+             lambda: replace_section(HERE / "RESULTS.md", "protocol",
+                                     render(load_rows(ROWS), load_rows(BASELINE_ROWS))),
+             args.only, args.render)  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
