@@ -17,16 +17,26 @@ Rows (one JSON each under benchmarks/results/protocol/; a finished row is not re
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 from pathlib import Path
 
-from benchmarks.common import HERE, SEEDS, load_rows, mean_spread, run_rows, train_seeds
+from benchmarks.common import (
+    HERE,
+    SEEDS,
+    load_rows,
+    mean_spread,
+    run_rows,
+    save_row,
+    train_seeds,
+)
 from benchmarks.results_md import replace_section
 from benchmarks.train_baselines import ROWS as BASELINE_ROWS
 from benchmarks.train_baselines import conditions, protocol_line
 
 ROWS = HERE / "results" / "protocol"
+SEARCH = HERE / "results" / "protocol_search"
 CONFIG = "configs/voc_full_cpu.yaml"
 # row -> (overrides of voc_full_cpu.yaml, what changes)
 OPTIONS = {
@@ -69,6 +79,50 @@ def option_row(name: str, args: argparse.Namespace) -> dict:
     return row
 
 
+def search_row(run_dir: Path) -> dict:
+    """A finished, evaluated run of voc_full_cpu.yaml with overrides (one seed), made by hand
+    while choosing the protocol's defaults: its settings, mIoU and minutes."""
+    from weakseg.config import load_config
+
+    cfg = load_config(run_dir / "config.yaml")
+    summary = json.loads((run_dir / "train_summary.json").read_text())
+    evaluated = run_dir / "eval" / "dev_val.json"
+    if not evaluated.exists():
+        evaluated = run_dir / "eval" / "ss.json"  # `weakseg eval --dataset ...:dev_val`, no tag
+    result = json.loads(evaluated.read_text())
+    m, d, t = cfg.model, cfg.data, cfg.train
+    settings = {
+        "encoder": m.encoder.removeprefix("tf_efficientnet_"),
+        "decoder": m.decoder,
+        "width": m.decoder_channels,
+        "optimizer": t.optimizer,
+        "decoder lr": t.lr * t.head_lr_mult,
+        "iterations": t.iterations,
+        "batch": d.batch_size,
+        "views": d.cache_views,
+        "loss stride": t.loss_stride,
+    }
+    return {"name": run_dir.name, "settings": settings, "miou": result["miou"],
+            "iou": result["iou"], "seed": t.seed, "eval_dataset": result["dataset"],
+            "train_minutes": summary["seconds"] / 60, "images_per_s": summary["images_per_s"],
+            "command": f"weakseg train --run-dir {run_dir} {CONFIG} ... (see run_dir/config.yaml)",
+            }  # fmt: skip
+
+
+def _search_lines(rows: dict[str, dict]) -> list[str]:
+    keys = list(next(iter(rows.values()))["settings"])
+    lines = ["How the defaults were chosen (one seed each, `train.seed=0`; only large gaps count, "
+             "see the spread of the tables' rows):", "",
+             "| run | " + " | ".join(keys) + " | mIoU | train min | img/s |",
+             "|---|" + "---|" * (len(keys) + 3)]  # fmt: skip
+    for r in sorted(rows.values(), key=lambda r: r["miou"]):
+        cells = " | ".join(f"{r['settings'][k]:g}" if isinstance(r["settings"][k], float)
+                           else str(r["settings"][k]) for k in keys)  # fmt: skip
+        lines.append(f"| {r['name']} | {cells} | {100 * r['miou']:.1f} | "
+                     f"{r['train_minutes']:.1f} | {r['images_per_s']:.1f} |")  # fmt: skip
+    return lines
+
+
 def _option_line(name: str, about: str, r: dict) -> str:
     per_seed = " / ".join(f"{100 * s['miou']:.1f}" for s in r["seeds"].values())
     minutes = r["train_minutes"]["mean"]
@@ -76,6 +130,26 @@ def _option_line(name: str, about: str, r: dict) -> str:
         f"| {name} | {about} | {mean_spread(r)} | {per_seed} | {r['cache_minutes']:.1f} | "
         f"{r['cache_mib']:.0f} | {minutes:.1f} | {100 * r['miou']['mean'] / minutes:.1f} |"
     )
+
+
+def _options_lines(rows: dict[str, dict], default: dict | None) -> list[str]:
+    lines = ["Options, each changing one setting of the protocol at the tables' budget; cache = "
+             "its one-off build (shared by every run with the same key), train = minutes per "
+             "run, points per training minute = mIoU / train minutes:", "",
+             "| row | change | mIoU | per seed | cache min | cache MiB | train min | "
+             "mIoU pts / train min |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    shown = {n: rows[n] for n in OPTIONS if n in rows}
+    if default:
+        summary = next(iter(default["seeds"].values()))["summary"].get("feature_cache", {})
+        default = default | {"cache_minutes": (summary.get("build_seconds") or 0) / 60,
+                             "cache_mib": summary.get("mib", 0)}  # fmt: skip
+        lines.append(_option_line("default (`full` row)", "as voc_full_cpu.yaml", default))
+        shown["full"] = default
+    for name, (_, about) in OPTIONS.items():
+        if name in rows:
+            lines.append(_option_line(name, about, rows[name]))
+    return [*lines, "", f"Measured on {conditions(shown)}, with `python -m benchmarks.protocol` "
+            "(options at the command's --iterations)."]  # fmt: skip
 
 
 def render(rows: dict[str, dict], baselines: dict[str, dict]) -> str:
@@ -91,22 +165,15 @@ def render(rows: dict[str, dict], baselines: dict[str, dict]) -> str:
                   f"the other seeds reuse the cache). mIoU on dev_val {mean_spread(cold)} "
                   f"(seeds: {seeds}). Command: `{command}`.", ""]  # fmt: skip
     default = baselines.get("full")
-    lines += ["Options, each changing one setting of the protocol at the tables' budget; "
-              "cache = its one-off build (shared by every run with the same key), train = "
-              "minutes per run, points per training minute = mIoU / train minutes:", "",
-              "| row | change | mIoU | per seed | cache min | cache MiB | train min | "
-              "mIoU pts / train min |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
-    if default:
-        summary = next(iter(default["seeds"].values()))["summary"].get("feature_cache", {})
-        default = default | {"cache_minutes": (summary.get("build_seconds") or 0) / 60,
-                             "cache_mib": summary.get("mib", 0)}  # fmt: skip
-        lines.append(_option_line("default (`full` row)", "lite2, width 128, K = 2", default))
-    for name, (_, about) in OPTIONS.items():
-        if name in rows:
-            lines.append(_option_line(name, about, rows[name]))
-    lines += ["", f"Measured on {conditions(rows | ({'full': default} if default else {}))}, "
-              "with `python -m benchmarks.protocol` (options at the command's --iterations)."
-              ]  # fmt: skip
+    if default or any(n in rows for n in OPTIONS):
+        lines += [*_options_lines(rows, default), ""]
+    search = load_rows(SEARCH)
+    if search:
+        lines += [*_search_lines(search), "",
+                  "Recorded with `python -m benchmarks.protocol --record RUN_DIR ...` from runs "
+                  "of `weakseg train --run-dir RUN_DIR configs/voc_full_cpu.yaml` with the "
+                  "overrides that give these settings (each JSON row under "
+                  "benchmarks/results/protocol_search/ and RUN_DIR/config.yaml)."]  # fmt: skip
     return "\n".join(lines)
 
 
@@ -122,7 +189,14 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--only", nargs="*", help="rows to (re)run")
     parser.add_argument("--render", action="store_true", help="only rewrite RESULTS.md")
+    parser.add_argument("--record", nargs="*", default=[],
+                        help="evaluated run directories of voc_full_cpu.yaml to record as "
+                        "search rows (then only RESULTS.md is rewritten)")  # fmt: skip
     args = parser.parse_args()
+    for run_dir in map(Path, args.record):
+        save_row(SEARCH, run_dir.name, search_row(run_dir))
+    if args.record:
+        args.render = True
     names = ["full-cpu-cold", *OPTIONS]
     run_rows(names, ROWS,
              lambda name: cold_row(args) if name == "full-cpu-cold" else option_row(name, args),
