@@ -92,8 +92,11 @@ def seed_stats(values: list[float]) -> dict:
 
 
 def mean_spread(row: dict, key: str = "miou") -> str:
-    """'54.3 ± 0.8' (mean ± sample sd over the row's seeds, in points) for a seeded row."""
+    """'54.3 ± 0.8' (mean ± sample sd over the row's seeds, in points) for a seeded row;
+    '54.3 (one seed)' when it has one."""
     s = row[key]
+    if len(row.get("seeds", ())) == 1:
+        return f"{100 * s['mean']:.1f} (one seed)"
     return f"{100 * s['mean']:.1f} ± {100 * s['std']:.1f}"
 
 

@@ -61,6 +61,7 @@ def cold_row(args: argparse.Namespace) -> dict:
                       f"voc:{args.data}:dev_val", args.seeds)  # fmt: skip
     first = next(iter(row["seeds"].values()))["summary"]
     cached = first["feature_cache"]
+    row["note"] = args.note
     row["cold"] = {"cache_minutes": cached["build_seconds"] / 60,
                    "built_by_this_run": cached["built_by_this_run"],
                    "train_minutes": first["seconds"] / 60,
@@ -162,8 +163,8 @@ def render(rows: dict[str, dict], baselines: dict[str, dict]) -> str:
         lines += [f"**`{CONFIG}` from a cold cache**: {protocol_line(cold)}. Feature cache "
                   f"built in {c['cache_minutes']:.1f} min, training {c['train_minutes']:.1f} min: "
                   f"{c['total_minutes']:.1f} min in all (seed {next(iter(cold['seeds']))}; "
-                  f"the other seeds reuse the cache). mIoU on dev_val {mean_spread(cold)} "
-                  f"(seeds: {seeds}). Command: `{command}`.", ""]  # fmt: skip
+                  f"the other seeds reuse the cache). mIoU on dev_val {mean_spread(cold)}; per "
+                  f"seed: {seeds}. Command: `{command}`. {cold.get('note', '')}", ""]  # fmt: skip
     default = baselines.get("full")
     if default or any(n in rows for n in OPTIONS):
         lines += [*_options_lines(rows, default), ""]
@@ -188,6 +189,7 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--only", nargs="*", help="rows to (re)run")
+    parser.add_argument("--note", default="", help="conditions of the cold row, e.g. load")
     parser.add_argument("--render", action="store_true", help="only rewrite RESULTS.md")
     parser.add_argument("--record", nargs="*", default=[],
                         help="evaluated run directories of voc_full_cpu.yaml to record as "
