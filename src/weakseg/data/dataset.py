@@ -7,6 +7,7 @@ A spec string names a dataset on the command line:
     coco:IMAGES_DIR:ANN_JSON[:classes=voc] COCO instances JSON; classes=all|voc|nonvoc
     folder:PATH                            images/ + boxes.json or annotations.json [+ masks/]
     synthetic:N[:seed]                     the deterministic synthetic set (default seed 0)
+    binary:CLASS:SPEC                      CLASS of SPEC against the background (2 classes)
 """
 
 from __future__ import annotations
@@ -77,11 +78,16 @@ def open_dataset(spec: str) -> Dataset:
         from weakseg.data.folder import FolderDataset
 
         return FolderDataset.from_spec(rest)
+    if kind == "binary":
+        from weakseg.data.binary import BinaryDataset
+
+        return BinaryDataset.from_spec(rest)
     if kind == "synthetic":
         from weakseg.data.synthetic import SyntheticDataset
 
         return SyntheticDataset.from_spec(rest)
     raise ValueError(
         f"unknown dataset spec {spec!r}: expected voc:ROOT[:SPLIT], "
-        "coco:IMAGES_DIR:ANN_JSON[:classes=voc|nonvoc|all], folder:PATH or synthetic:N[:seed]"
+        "coco:IMAGES_DIR:ANN_JSON[:classes=voc|nonvoc|all], folder:PATH, synthetic:N[:seed] or "
+        "binary:CLASS:SPEC"
     )

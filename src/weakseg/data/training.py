@@ -8,6 +8,10 @@ The target (H x W, 255 = ignore) comes from the method's ``label_source``:
     "pseudo"  the label map in ``labels/<id>.png`` made by ``weakseg labels`` (Box2Seg's M)
     "semi"    ground truth for a fixed fraction of the ids (chosen by ``labelled_seed``),
               pseudo labels for the rest (Box2Seg Table 5 / BANA Table 4 protocol)
+    "mixed"   ground truth for the ids ``mixed`` chooses (weakseg.data.mixed), the box label
+              map for the rest (label uncertainty's PP / BB images)
+
+Every item says whether its target is ground truth of a "semi" / "mixed" choice ("labelled").
 
 Item ``index`` of epoch ``e`` is augmented with ``np.random.default_rng([seed, e, index])``, so a
 batch does not depend on the number of loader workers and a resumed run replays exactly.
@@ -18,6 +22,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -29,7 +34,10 @@ from weakseg.data.sample import Sample
 from weakseg.data.transforms import TrainTransform
 from weakseg.pseudo.store import LabelStore
 
-LABEL_SOURCES = ("gt", "box", "pseudo", "semi")
+if TYPE_CHECKING:  # the type only: weakseg.data.mixed imports this module
+    from weakseg.data.mixed import MixedSupervision
+
+LABEL_SOURCES = ("gt", "box", "pseudo", "semi", "mixed")
 MAX_LISTED = 5
 
 
@@ -48,6 +56,8 @@ class TrainingDataset(torch.utils.data.Dataset):
         drop_difficult: leave out boxes flagged difficult.
         extra_maps: names of extra label maps of the pseudo-label store (e.g. BANA's "ret"),
             augmented with the target and returned as "target_<name>".
+        mixed: which ids keep their masks ("mixed"; for "semi" it replaces the fraction) and
+            the PP sampling chance of the loader.
     """
 
     def __init__(
@@ -61,6 +71,7 @@ class TrainingDataset(torch.utils.data.Dataset):
         labelled_seed: int = 0,
         drop_difficult: bool = False,
         extra_maps: tuple[str, ...] = (),
+        mixed: MixedSupervision | None = None,
     ) -> None:
         if label_source not in LABEL_SOURCES:
             raise ValueError(f"unknown label source {label_source!r}; use {LABEL_SOURCES}")
@@ -70,7 +81,12 @@ class TrainingDataset(torch.utils.data.Dataset):
         if self.extra_maps and label_source != "pseudo":
             raise ValueError("extra label maps need label_source 'pseudo'")
         self.labelled: set[str] = set()
-        if label_source == "semi":
+        self.mixed = mixed
+        if label_source == "mixed" and mixed is None:
+            raise ValueError("label source 'mixed' needs a MixedSupervision (which ids are PP)")
+        if mixed is not None:
+            self.labelled = mixed.choose(dataset.ids)
+        elif label_source == "semi":
             self.labelled = choose_labelled(dataset.ids, labelled_fraction, labelled_seed)
         self.store = LabelStore(labels_dir) if label_source in ("pseudo", "semi") else None
         if self.store is not None:
@@ -92,6 +108,9 @@ class TrainingDataset(torch.utils.data.Dataset):
     def describe(self) -> str:
         """One line: how many images and where their targets come from."""
         n = len(self)
+        if self.label_source == "mixed":
+            return (f"{len(self.labelled)} of {n} images trained on their masks (PP), "
+                    f"{n - len(self.labelled)} on their boxes (BB)")  # fmt: skip
         if self.label_source == "semi":
             return (
                 f"{len(self.labelled)} of {n} images trained on ground truth, "
@@ -123,6 +142,7 @@ class TrainingDataset(torch.utils.data.Dataset):
             "boxes": torch.from_numpy(crop.boxes),
             "box_labels": torch.from_numpy(crop.box_labels),
             "valid": torch.from_numpy(np.ascontiguousarray(crop.valid)),
+            "labelled": torch.tensor(sample.id in self.labelled),
             "id": sample.id,
         }
 
@@ -143,8 +163,9 @@ class TrainingDataset(torch.utils.data.Dataset):
     def target(self, sample: Sample, boxes: np.ndarray, box_labels: np.ndarray) -> np.ndarray:
         """H x W uint8 training target of one sample at its original size."""
         source = self.label_source
-        if source == "semi":
-            source = "gt" if sample.id in self.labelled else "pseudo"
+        if source in ("semi", "mixed"):
+            unlabelled = "pseudo" if source == "semi" else "box"
+            source = "gt" if sample.id in self.labelled else unlabelled
         if source == "box":
             return box_label_map(boxes, box_labels, sample.height, sample.width)
         if source == "gt":
@@ -207,9 +228,9 @@ def _missing_message(store: LabelStore, missing: list[str], spec: str) -> str:
 
 
 def collate_training(items: list[dict]) -> dict:
-    """Stack images, targets and valid masks (B x 3 x S x S, B x S x S, B x S x S); boxes stay
-    lists (K varies); cached encoder maps ("features", {level: C x h x w fp16}) become
-    {level: B x C x h x w float32}."""
+    """Stack images, targets and valid masks (B x 3 x S x S, B x S x S, B x S x S) and the
+    "labelled" flags (B); boxes stay lists (K varies); cached encoder maps ("features",
+    {level: C x h x w fp16}) become {level: B x C x h x w float32}."""
     features = {}
     if "features" in items[0]:
         features["features"] = {
@@ -220,6 +241,7 @@ def collate_training(items: list[dict]) -> dict:
         "image": torch.stack([it["image"] for it in items]),
         "target": torch.stack([it["target"] for it in items]),
         "valid": torch.stack([it["valid"] for it in items]),
+        "labelled": torch.stack([it["labelled"] for it in items]),
         **{k: torch.stack([it[k] for it in items]) for k in items[0] if k.startswith("target_")},
         "boxes": [it["boxes"] for it in items],
         "box_labels": [it["box_labels"] for it in items],
@@ -267,12 +289,20 @@ def training_loader(
     rank: int = 0,
     pin_memory: bool = False,
 ) -> torch.utils.data.DataLoader:
-    """Shuffled (by ``data.seed`` and the epoch), sharded by rank, full batches only.
-    Iterate it through :func:`epoch_iterator`."""
+    """Shuffled (by ``data.seed`` and the epoch), sharded by rank, full batches only; with a
+    MixedSupervision PP chance, drawn by its sampler instead. ``data`` may also be a
+    feature cache's CachedViews around a TrainingDataset. Iterate it through
+    :func:`epoch_iterator`."""
+    base = getattr(data, "data", data)  # the TrainingDataset inside a CachedViews
+    mixed = getattr(base, "mixed", None)
+    if mixed is not None and mixed.chance > 0:
+        sampler = mixed.sampler(base, world_size, rank, data.seed)
+    else:
+        sampler = ResumableSampler(data, world_size, rank, data.seed)
     return torch.utils.data.DataLoader(
         data,
         batch_size=batch_size,
-        sampler=ResumableSampler(data, world_size, rank, data.seed),
+        sampler=sampler,
         num_workers=workers,
         collate_fn=collate_training,
         drop_last=True,

@@ -137,6 +137,7 @@ def build_training_dataset(cfg: Config, method: Method) -> TrainingDataset:
         labelled_seed=getattr(method, "labelled_seed", 0),
         drop_difficult=d.drop_difficult,
         extra_maps=getattr(method, "extra_maps", ()),
+        mixed=getattr(method, "mixed", None),
     )
 
 

@@ -21,6 +21,7 @@ from typing import ClassVar
 
 from torch import Tensor
 
+from weakseg.data.mixed import MixedSupervision
 from weakseg.losses.common import cross_entropy
 from weakseg.methods.base import Method
 
@@ -62,12 +63,22 @@ class PseudoLabelSupervision(Method):
 class SemiSupervision(Method):
     """Cross-entropy on ground truth for ``labelled_fraction`` of the training ids (chosen by
     ``labelled_seed``) and on the pseudo labels in ``data.labels`` for the rest, in one loss:
-    the semi-supervised protocol of Box2Seg Table 5 and BANA Table 4."""
+    the semi-supervised protocol of Box2Seg Table 5 and BANA Table 4. ``pp_chance`` > 0 draws
+    a labelled image for each batch element with that chance (label uncertainty's sampler,
+    ``weakseg.data.mixed``), instead of a plain shuffle."""
 
     name: ClassVar[str] = "semi"
     label_source: ClassVar[str] = "semi"
     labelled_fraction: float = 0.1
     labelled_seed: int = 0
+    pp_chance: float = 0.0
+
+    @property
+    def mixed(self) -> MixedSupervision | None:
+        if self.pp_chance == 0:
+            return None
+        return MixedSupervision(self.labelled_fraction, seed=self.labelled_seed,
+                                chance=self.pp_chance)  # fmt: skip
 
     def losses(self, batch: dict, outputs: dict[str, Tensor]) -> dict[str, Tensor]:
         return {"ce": cross_entropy(outputs["seg"], batch["target"])}
