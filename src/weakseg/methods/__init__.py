@@ -17,6 +17,7 @@ from weakseg.methods.baselines import (
     SemiSupervision,
 )
 from weakseg.methods.box2seg import Box2Seg
+from weakseg.methods.uncertainty import LabelUncertainty
 
 METHODS: dict[str, type[Method]] = {
     "full": FullSupervision,
@@ -26,6 +27,7 @@ METHODS: dict[str, type[Method]] = {
     "box2seg": Box2Seg,
     "bana-classifier": BapClassification,
     "bana": NoiseAwareSegmentation,
+    "uncertainty": LabelUncertainty,
 }
 
 

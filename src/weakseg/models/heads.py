@@ -2,9 +2,10 @@
 
 Here now: ``SegmentationHead`` (1x1 conv classifier, DeepLab's fc8), ``CosineClassifier``
 (BANA's classifier for the noise-aware loss: logits = scale * cosine(feature, class weight)) and
-``ConvHead`` (two convolutions, Box2Seg's attention and embedding branches). Later issues add the
-label-uncertainty mean/variance heads and CAM heads; each is an ``nn.Module`` taking the decoder
-channels as its first argument, so ``build_segmenter(extra_heads=...)`` can attach it.
+``ConvHead`` (two convolutions, Box2Seg's attention and embedding branches) and
+``UncertaintyHead`` (the label-uncertainty sigma; its mean mu is the "seg" head). Each is an
+``nn.Module`` taking the decoder channels as its first argument, so
+``build_segmenter(extra_heads=...)`` can attach it.
 """
 
 from __future__ import annotations
@@ -100,6 +101,29 @@ class ConvHead(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.block(x)
+
+
+class UncertaintyHead(nn.Module):
+    """1x1 conv -> the standard deviation of the logits: B x in_ch x h x w -> B x out_ch x h x w,
+    sigma = softplus(x) + min_sigma (Neven et al. section 3.1; the mean mu is the "seg" head).
+
+    out_ch is 1 for a binary task (one logit) and C in the multi-class case (a diagonal
+    covariance, one sigma per class, section 4.2). The parametrisation is ours (the paper leaves
+    it open): softplus keeps sigma > 0 without the overflow of exp, grows only linearly for large
+    x, and the floor 1e-3 (edward2's MC-softmax layer) keeps 1 / var and log var finite.
+    Init N(0, 0.01), bias 0: sigma ~ softplus(0) = 0.69 (var 0.48, below tau = 2.5: no flips
+    at the start).
+    """
+
+    def __init__(self, in_ch: int, out_ch: int, min_sigma: float = 1e-3) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_ch, out_ch, kernel_size=1)
+        nn.init.normal_(self.conv.weight, std=0.01)
+        nn.init.zeros_(self.conv.bias)
+        self.min_sigma = min_sigma
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.softplus(self.conv(x).float()) + self.min_sigma
 
 
 HEADS: dict[str, type[nn.Module]] = {
