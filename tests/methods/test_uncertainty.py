@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -191,3 +192,38 @@ def test_voc_configs_build(tmp_path):
             loss = method.resolved_loss(classes)
             assert loss in (("bce", "l2", "ce") if binary else ("mc", "ce")), path.name
         assert method.label_source in ("mixed", "semi", "gt"), path.name
+
+
+@pytest.mark.parametrize("binary", [False, True])
+def test_report_draws_uncertainty_and_flip_maps(tmp_path, binary):
+    from tests.methods.base import single_torch_thread, tiny_config
+    from weakseg.cli import main
+    from weakseg.engine.loop import train
+
+    extra = BINARY if binary else ()
+    cfg = tiny_config("uncertainty_synthetic.yaml", tmp_path, *extra, "train.snapshot_every=1")
+    spec = "binary:ellipse:synthetic:2:5" if binary else "synthetic:2:5"
+    with single_torch_thread():
+        train(cfg, tmp_path / "run")
+        code = main(["report", "--run-dir", str(tmp_path / "run"), "--dataset", spec,
+                     "--device", "cpu", "--snapshot", "1"])  # fmt: skip
+    assert code == 0
+    out = tmp_path / "run" / "report-1"
+    assert len(sorted(out.glob("*.png"))) == 2
+    assert "flipped" in (out / "index.html").read_text()
+
+
+def test_bootstrapped_target_flips_only_uncertain_box_pixels():
+    from weakseg.viz.uncertainty import bootstrapped_target
+
+    target = np.array([[0, 1, 1, 2, 255]])
+    prediction = np.array([[3, 0, 2, 2, 1]])
+    variance = np.array([[9.0, 3.0, 1.0, 3.0, 9.0]])
+    # pixel 0 background and pixel 4 ignore: kept; 1: var 3 > 2.5 -> prediction 0; 2: var 1 kept;
+    # 3: var 3 -> prediction 2 (= the target: no change)
+    out = bootstrapped_target(target, prediction, variance, 2.5, binary=False)
+    assert out.tolist() == [[0, 0, 1, 2, 255]]
+    binary = bootstrapped_target(
+        np.array([[0, 1, 1]]), None, np.array([[9.0, 3.0, 1.0]]), 2.5, True
+    )
+    assert binary.tolist() == [[0, 0, 1]]

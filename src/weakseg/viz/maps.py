@@ -17,16 +17,9 @@ import torch.nn.functional as F
 
 from weakseg.data.boxes import background_mask, box_area
 from weakseg.data.sample import Sample
-from weakseg.viz.overlay import draw_box, overlay, save_png, side_by_side, stack_rows
+from weakseg.viz.overlay import draw_box, heatmap, overlay, save_png, side_by_side, stack_rows
 from weakseg.viz.palette import VOC_PALETTE
-
-
-def heatmap(image: np.ndarray, values: np.ndarray, weight: float = 0.6) -> np.ndarray:
-    """Blend ``values`` (H x W in [0, 1]) as a JET colour map over ``image`` (H x W x 3 RGB)."""
-    scaled = np.clip(values * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    colours = cv2.cvtColor(cv2.applyColorMap(scaled, cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
-    blend = (1 - weight) * image.astype(np.float32) + weight * colours.astype(np.float32)
-    return np.clip(blend + 0.5, 0, 255).astype(np.uint8)
+from weakseg.viz.uncertainty import uncertainty_panels
 
 
 def attention_panel(
@@ -245,6 +238,9 @@ def sample_figure(
         for pixel in chosen_pixels(sample):
             panel = affinity_panel(image, affinity_map(maps["embed"], pixel), pixel)
             panels.append((f"affinity to ({pixel[1]}, {pixel[0]})", panel))
+    if "sigma" in maps:  # label uncertainty (Neven et al. Fig. 5-6)
+        tau = getattr(model.heads["sigma"], "tau", 2.5)
+        panels += uncertainty_panels(image, maps, sample, class_names, tau)
     if "cos" in maps and labels is not None:
         y_crf, y_ret = labels["labels"], labels["ret"]
         disagree = ((y_crf != y_ret) & (y_crf != 255)).astype(np.float32)
@@ -281,7 +277,9 @@ def write_model_report(
              "(Eq. 9) of every pixel's embedding to the marked pixel, -1 (blue) to 1 (red) "
              "(Fig. 5). BANA: A and u_0 are background scores, u_c normalised CAMs (Eq. 5-7); "
              "sigma is the noise-aware loss's confidence (Eq. 12) on the pixels where Y_crf and "
-             "Y_ret disagree.</p>"]  # fmt: skip
+             "Y_ret disagree. Label uncertainty: the learned variance, the bootstrapping weight "
+             "1 - W (Eq. 11) and the pixels of the box target flipped where the variance "
+             "exceeds tau (Eq. 10, 16; Neven et al. Fig. 5-6).</p>"]  # fmt: skip
     parts += [f'<h3>{html.escape(n[:-4])}</h3><img src="{html.escape(n)}">' for n in names]
     doc = (f"<!doctype html><meta charset=utf-8><title>{html.escape(title)}</title>"
            "<style>body{font-family:sans-serif;margin:2em}img{max-width:100%}</style>"

@@ -53,6 +53,14 @@ def overlay(
     return out
 
 
+def heatmap(image: np.ndarray, values: np.ndarray, weight: float = 0.6) -> np.ndarray:
+    """Blend ``values`` (H x W in [0, 1]) as a JET colour map over ``image`` (H x W x 3 RGB)."""
+    scaled = np.clip(values * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    colours = cv2.cvtColor(cv2.applyColorMap(scaled, cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
+    blend = (1 - weight) * image.astype(np.float32) + weight * colours.astype(np.float32)
+    return np.clip(blend + 0.5, 0, 255).astype(np.uint8)
+
+
 def draw_box(image: np.ndarray, box: np.ndarray, text: str, color: tuple[int, int, int]) -> None:
     """Draw one end-exclusive box and a filled caption with ``text`` into ``image`` in place."""
     height, width = image.shape[:2]
@@ -134,4 +142,4 @@ def save_png(path: str | os.PathLike, rgb: np.ndarray) -> None:
     atomic_save(path, Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8)))
 
 
-__all__ = ["overlay", "draw_box", "side_by_side", "stack_rows", "save_png"]
+__all__ = ["overlay", "draw_box", "heatmap", "side_by_side", "stack_rows", "save_png"]
