@@ -180,7 +180,7 @@ def test_long_21_class_run_with_extreme_logits_stays_finite():
 
 def test_voc_configs_build(tmp_path):
     """Every label-uncertainty config loads, its method builds, and its heads fit its task."""
-    configs = sorted((REPO / "configs").glob("voc_uncertainty*.yaml"))
+    configs = sorted((REPO / "configs").glob("voc_uncertainty*_cpu.yaml"))
     assert len(configs) >= 10
     for path in configs:
         cfg = load_config(path, ["model.weights=none"])
@@ -226,3 +226,17 @@ def test_bootstrapped_target_flips_only_uncertain_box_pixels():
         np.array([[0, 1, 1]]), None, np.array([[9.0, 3.0, 1.0]]), 2.5, True
     )
     assert binary.tolist() == [[0, 0, 1]]
+
+
+def test_trains_on_the_feature_cache_of_a_frozen_encoder(tmp_path):
+    """The CPU protocol: frozen encoder, cached views, losses at the decoder's stride."""
+    from tests.methods.base import single_torch_thread, tiny_config
+    from weakseg.engine.loop import train
+
+    cfg = tiny_config("uncertainty_synthetic.yaml", tmp_path, "model.freeze=all",
+                      "data.cache_views=1", "train.loss_stride=4",
+                      f"data.cache_dir={tmp_path / 'cache'}")  # fmt: skip
+    with single_torch_thread():
+        summary = train(cfg, tmp_path / "run")
+    assert "feature_cache" in summary
+    assert all(f"loss/{t}" in summary["last"] for t in ("plain", "uncertainty", "bootstrap"))
