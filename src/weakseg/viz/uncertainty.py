@@ -42,8 +42,8 @@ def uncertainty_panels(image: np.ndarray, maps: dict[str, np.ndarray], sample: S
     new = bootstrapped_target(target, maps["seg"], variance, tau, maps["sigma"].shape[0] == 1)
     panels = [
         ("target (boxes)", overlay(image, target)),
-        (f"variance, max over classes (0..{2 * tau:g})", heatmap(image, variance / (2 * tau))),
-        ("flip weight 1 - W in boxes", heatmap(image, weight * in_box)),
+        (f"max var (0..{2 * tau:g})", heatmap(image, variance / (2 * tau))),
+        ("1 - W in boxes", heatmap(image, weight * in_box)),
         ("bootstrapped target", overlay(image, new)),
     ]
     for c in np.unique(sample.box_labels)[:classes_shown].tolist():
