@@ -240,3 +240,22 @@ def test_trains_on_the_feature_cache_of_a_frozen_encoder(tmp_path):
         summary = train(cfg, tmp_path / "run")
     assert "feature_cache" in summary
     assert all(f"loss/{t}" in summary["last"] for t in ("plain", "uncertainty", "bootstrap"))
+
+
+def test_labelled_ids_file_marks_the_pp_images(tmp_path):
+    """The user-facing format: a file of ids with masks; the rest train on their boxes."""
+    from tests.methods.base import tiny_config
+    from weakseg.data.boxes import box_label_map
+    from weakseg.engine.loop import build_training_dataset
+
+    ids = tmp_path / "with_masks.txt"
+    ids.write_text("# checked by hand\n000001\n000003\n")
+    cfg = tiny_config("uncertainty_synthetic.yaml", tmp_path, "method.labelled_fraction=0",
+                      f"method.labelled_ids={ids}")  # fmt: skip
+    method = build_method(cfg.train.method, cfg.method)
+    data = build_training_dataset(cfg, method)
+    assert data.labelled == {"000001", "000003"}
+    for sample in data.dataset:
+        boxes = box_label_map(sample.boxes, sample.box_labels, sample.height, sample.width)
+        expected = sample.mask if sample.id in data.labelled else boxes
+        assert np.array_equal(data.target(sample, sample.boxes, sample.box_labels), expected)

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from weakseg.data.training import choose_labelled
+from weakseg.data.training import TrainingDataset, choose_labelled
 
 PP_STREAM = 1  # keeps the sampler's RNG stream apart from the augmentation's [seed, epoch, index]
 
@@ -68,7 +68,9 @@ class MixedSupervision:
             return choose_labelled(ids, self.count / len(ids), self.seed)
         return choose_labelled(ids, self.fraction, self.seed)
 
-    def sampler(self, data, world_size: int, rank: int, seed: int) -> MixedSupervisionSampler:
+    def sampler(
+        self, data: TrainingDataset, world_size: int, rank: int, seed: int
+    ) -> MixedSupervisionSampler:
         """The sampler for a TrainingDataset ``data`` whose ``labelled`` set this chose."""
         flags = [i in data.labelled for i in data.dataset.ids]
         return MixedSupervisionSampler(flags, self.chance, world_size, rank, seed)

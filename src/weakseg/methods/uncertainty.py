@@ -88,7 +88,7 @@ class LabelUncertainty(Method):
             )
         if self.samples < 1 or self.min_sigma <= 0 or self.temperature <= 0:
             raise ValueError("method.samples, min_sigma and temperature must be positive")
-        self.mixed  # noqa: B018 (checks the PP choice now, not at the first batch)
+        _ = self.mixed  # checks the PP choice now, not at the first batch
 
     @property
     def mixed(self) -> MixedSupervision:
