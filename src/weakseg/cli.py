@@ -61,7 +61,7 @@ def cmd_labels(args: argparse.Namespace) -> int:
 
 
 def cmd_eval_labels(args: argparse.Namespace) -> int:
-    from weakseg.data.dataset import open_dataset
+    from weakseg.data.specs import open_dataset
     from weakseg.engine.evaluate import evaluate_label_dir, format_table
 
     dataset = open_dataset(args.dataset)
@@ -77,7 +77,7 @@ def cmd_eval_labels(args: argparse.Namespace) -> int:
 
 
 def cmd_fill_rates(args: argparse.Namespace) -> int:
-    from weakseg.data.dataset import open_dataset
+    from weakseg.data.specs import open_dataset
     from weakseg.fillrate import fill_rate_stats, format_fill_rates, plot_fill_rates
 
     dataset = open_dataset(args.dataset)
@@ -138,7 +138,7 @@ MULTISCALE = (0.5, 0.75, 1.0, 1.5)  # with flips: the DeepLab / BANA test protoc
 def cmd_eval(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from weakseg.data.dataset import open_dataset
+    from weakseg.data.specs import open_dataset
     from weakseg.engine.evaluate import format_table
     from weakseg.engine.inference import evaluate_model
     from weakseg.engine.loop import load_trained
@@ -195,7 +195,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from weakseg.data.dataset import open_dataset
+    from weakseg.data.specs import open_dataset
     from weakseg.engine.loop import load_trained
     from weakseg.pseudo.store import LabelStore
     from weakseg.viz.maps import write_model_report

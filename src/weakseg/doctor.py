@@ -28,7 +28,7 @@ import numpy as np
 from tqdm import tqdm
 
 from weakseg.data.boxes import box_problems, pixel_box
-from weakseg.data.dataset import DataError, Dataset, open_dataset
+from weakseg.data.dataset import DataError, Dataset
 from weakseg.data.files import (
     BAD_BOX,
     BOX_EXTENDS_OUTSIDE,
@@ -39,6 +39,7 @@ from weakseg.data.files import (
     read_label_png,
 )
 from weakseg.data.sample import Sample
+from weakseg.data.specs import open_dataset
 from weakseg.data.voc import MASK_FOLDERS, VOCAnnotation, VOCDataset, VOCObject
 
 NO_PIXELS = "boxes with no pixels of their class in the mask"

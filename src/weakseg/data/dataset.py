@@ -1,12 +1,7 @@
-"""Dataset base class, the error type for bad input, and dataset spec strings.
+"""Dataset base class and the error type for bad input.
 
-A spec string names a dataset on the command line:
-
-    voc:ROOT[:SPLIT]                       ROOT holds VOC2012/ or is VOC2012/ itself;
-                                           SPLIT names ImageSets/Segmentation/SPLIT.txt
-    coco:IMAGES_DIR:ANN_JSON[:classes=voc] COCO instances JSON; classes=all|voc|nonvoc
-    folder:PATH                            images/ + boxes.json or annotations.json [+ masks/]
-    synthetic:N[:seed]                     the deterministic synthetic set (default seed 0)
+Readers subclass :class:`Dataset`; :func:`weakseg.data.specs.open_dataset` opens one from a spec
+string. This module imports no reader, so readers can import it without a cycle.
 """
 
 from __future__ import annotations
@@ -60,28 +55,3 @@ class Dataset(ABC):
     def __iter__(self) -> Iterator[Sample]:
         for sample_id in self.ids:
             yield self.load(sample_id)
-
-
-def open_dataset(spec: str) -> Dataset:
-    """Open a dataset from its spec string (see the module docstring)."""
-    kind, _, rest = spec.partition(":")
-    if kind == "voc":
-        from weakseg.data.voc import VOCDataset
-
-        return VOCDataset.from_spec(rest)
-    if kind == "coco":
-        from weakseg.data.coco import COCODataset
-
-        return COCODataset.from_spec(rest)
-    if kind == "folder":
-        from weakseg.data.folder import FolderDataset
-
-        return FolderDataset.from_spec(rest)
-    if kind == "synthetic":
-        from weakseg.data.synthetic import SyntheticDataset
-
-        return SyntheticDataset.from_spec(rest)
-    raise ValueError(
-        f"unknown dataset spec {spec!r}: expected voc:ROOT[:SPLIT], "
-        "coco:IMAGES_DIR:ANN_JSON[:classes=voc|nonvoc|all], folder:PATH or synthetic:N[:seed]"
-    )

@@ -42,7 +42,8 @@ from tqdm import tqdm
 
 import weakseg
 from weakseg.config import RESUMABLE_KEYS, Config, config_diff, load_config, save_config
-from weakseg.data.dataset import Dataset, open_dataset
+from weakseg.data.dataset import Dataset
+from weakseg.data.specs import open_dataset
 from weakseg.data.training import (
     TrainingDataset,
     epoch_iterator,

@@ -18,7 +18,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from weakseg.data.dataset import DataError, open_dataset
+from weakseg.data.dataset import DataError
+from weakseg.data.specs import open_dataset
 from weakseg.pseudo.base import Generator, make_generator
 from weakseg.pseudo.store import LabelStore
 
