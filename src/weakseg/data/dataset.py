@@ -46,6 +46,12 @@ class Dataset(ABC):
     def load(self, sample_id: str) -> Sample:
         """Read one sample; raise :class:`DataError` naming the file on bad input."""
 
+    @property
+    def identity(self) -> str:
+        """The dataset's name in a label folder's meta.json: the spec with its paths resolved,
+        so ``voc:data`` and ``voc:./data/`` are one dataset while dev_train is not dev_val."""
+        return self.spec
+
     def __len__(self) -> int:
         return len(self.ids)
 
@@ -55,3 +61,56 @@ class Dataset(ABC):
     def __iter__(self) -> Iterator[Sample]:
         for sample_id in self.ids:
             yield self.load(sample_id)
+
+
+class SkippedSamples:
+    """Samples left out for bad input, grouped by problem kind: what every command that reads a
+    whole dataset (train, eval, eval-labels, fill-rates) reports at the end instead of stopping at
+    the first bad file."""
+
+    def __init__(self) -> None:
+        self.found: dict[str, list[str]] = {}
+
+    def __len__(self) -> int:
+        return sum(len(v) for v in self.found.values())
+
+    def add(self, err: DataError) -> None:
+        self.found.setdefault(err.kind, []).append(str(err))
+
+    def load(self, dataset: Dataset, sample_id: str):
+        """``dataset.load(sample_id)``, or None after recording its DataError."""
+        try:
+            return dataset.load(sample_id)
+        except DataError as err:
+            self.add(err)
+            return None
+
+    def describe(self, total: int, examples: int = 3) -> str:
+        """'skipped 2 of 10 samples with bad input: 1 x mask size ... (file: problem); ...'."""
+        if not self.found:
+            return ""
+        parts = []
+        for kind, where in sorted(self.found.items()):
+            shown = "; ".join(where[:examples]) + ("; ..." if len(where) > examples else "")
+            parts.append(f"{len(where)} x {kind} ({shown})")
+        return f"skipped {len(self)} of {total} samples with bad input: " + " | ".join(parts)
+
+
+class UsableSubset(Dataset):
+    """The samples of ``dataset`` that load, found by loading each once (``skipped`` says why
+    the others were left out). Raises DataError when none is usable."""
+
+    def __init__(self, dataset: Dataset):
+        self.dataset, self.classes, self.spec = dataset, dataset.classes, dataset.spec
+        self.skipped = SkippedSamples()
+        self.ids = [i for i in dataset.ids if self.skipped.load(dataset, i) is not None]
+        if not self.ids and dataset.ids:
+            problem = "no usable sample; " + self.skipped.describe(len(dataset))
+            raise DataError(dataset.spec, problem)
+
+    @property
+    def identity(self) -> str:
+        return self.dataset.identity
+
+    def load(self, sample_id: str) -> Sample:
+        return self.dataset.load(sample_id)
