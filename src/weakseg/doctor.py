@@ -29,11 +29,11 @@ import numpy as np
 from weakseg.data.boxes import box_problems, pixel_box
 from weakseg.data.dataset import DataError, Dataset
 from weakseg.data.files import (
-    BAD_BOX,
     BOX_EXTENDS_OUTSIDE,
     IMAGE_SIZE,
     UNKNOWN_CLASS,
     UNSAFE_ID,
+    box_problem_kind,
     image_stems,
     image_warnings,
     read_image,
@@ -192,7 +192,7 @@ def _check_voc_box(
     if problem == BOX_EXTENDS_OUTSIDE:
         report.warn(BOX_EXTENDS_OUTSIDE, f"{where}: {problem}")
     elif problem:
-        report.error(BAD_BOX, f"{where}: {problem}")
+        report.error(box_problem_kind(problem), f"{where}: {problem}")
         return False
     return True
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import warnings
 
 import pytest
@@ -25,13 +26,16 @@ from weakseg.engine.loop import load_trained
 
 
 def one_line_error(capsys, code: int, *needles: str) -> str:
-    """Assert exit status 2 with a one-line message on stderr holding every needle."""
+    """Assert exit status 2, no traceback, and one error line holding every needle (progress
+    lines may come before it)."""
     err = capsys.readouterr().err.strip()
     assert code == 2, err
-    assert "Traceback" not in err and len(err.splitlines()) == 1, err
+    assert "Traceback" not in err, err
+    line = err.splitlines()[-1]
+    assert re.match(r"weakseg [a-z-]+: error: ", line), err
     for needle in needles:
-        assert needle in err, (needle, err)
-    return err
+        assert needle in line, (needle, err)
+    return line
 
 
 # -- 10: COCO files ----------------------------------------------------------------------------
@@ -119,7 +123,7 @@ def test_unwritable_output_fails_before_computing(run_copy, capsys, monkeypatch)
     unwritable = "/proc/weakseg-cannot-write-here/result.json"  # read-only even for root
     code = main(["eval", "--run-dir", str(run_copy), "--json", unwritable, "--no-progress"])
     one_line_error(capsys, code, "weakseg-cannot-write-here")
-    (run_copy / "eval").mkdir()
+    (run_copy / "eval").mkdir(exist_ok=True)
     os.chmod(run_copy / "eval", 0o555)
     if os.geteuid() != 0:  # root writes into read-only folders; /proc above covers root
         code = main(["eval", "--run-dir", str(run_copy), "--no-progress"])
@@ -163,11 +167,12 @@ def test_absurd_coordinates_are_out_of_range_in_labels_and_doctor(tmp_path, caps
     with pytest.raises(DataError, match="out of range"):
         open_dataset(f"voc:{tmp_path}").load("good_0")
     report = diagnose(f"voc:{tmp_path}", progress=False)
-    assert "out of range" in report.errors[files.BAD_BOX][0]
+    assert "out of range" in report.errors[files.BOX_OUT_OF_RANGE][0]
     main(["labels", "--dataset", f"voc:{tmp_path}", "--generator", "box", "--out",
           str(tmp_path / "l"), "--workers", "1", "--no-progress"])  # fmt: skip
     run = json.loads((tmp_path / "l" / "runs.jsonl").read_text())
-    assert list(run["skipped"]) == [files.BAD_BOX] and "out of range" in capsys.readouterr().out
+    assert list(run["skipped"]) == [files.BOX_OUT_OF_RANGE]
+    assert "box coordinates out of range" in capsys.readouterr().out
 
 
 def test_missing_bndbox_says_so(tmp_path):

@@ -37,6 +37,7 @@ MALFORMED_XML = "malformed XML"
 UNSAFE_XML = "unsafe XML (entity declarations)"
 UNKNOWN_CLASS = "unknown class"
 BAD_BOX = "invalid box"
+BOX_OUT_OF_RANGE = "box coordinates out of range"
 MASK_SIZE = "mask size differs from image"
 MASK_VALUES = "mask values out of range"
 IMAGE_SIZE = "image size differs from annotation"
@@ -214,6 +215,11 @@ def image_stems(folder: Path) -> dict[str, Path]:
     return dict(sorted(found.items()))
 
 
+def box_problem_kind(problem: str) -> str:
+    """The DataError kind of a fatal :func:`~weakseg.data.boxes.box_problems` result."""
+    return BOX_OUT_OF_RANGE if "out of range" in problem else BAD_BOX
+
+
 def checked_boxes(
     boxes: np.ndarray, height: int, width: int, path: str, clip: bool = True
 ) -> np.ndarray:
@@ -227,6 +233,6 @@ def checked_boxes(
     for k, problem in enumerate(box_problems(boxes, height, width)):
         if problem and problem != BOX_EXTENDS_OUTSIDE:
             coords = ", ".join(f"{v:g}" for v in boxes[k])
-            problem = f"box {k} ({coords}) in a {width}x{height} image: {problem}"
-            raise DataError(path, problem, BAD_BOX)
+            detail = f"box {k} ({coords}) in a {width}x{height} image: {problem}"
+            raise DataError(path, detail, box_problem_kind(problem))
     return clip_boxes(boxes, height, width) if clip else boxes
