@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 import weakseg
+from weakseg.data.files import check_sample_id
 from weakseg.outputs import umask_mode
 from weakseg.viz.palette import read_label_png, save_label_png
 
@@ -39,8 +40,7 @@ class LabelStore:
         self.root = Path(root)
 
     def path(self, sample_id: str, map_name: str = MAIN_MAP) -> Path:
-        if sample_id in ("", ".", "..") or any(c in sample_id for c in "/\\\0"):
-            raise ValueError(f"sample id {sample_id!r} is not a plain file name")
+        check_sample_id(sample_id, str(self.root))  # ids are file names: never a path
         if map_name == MAIN_MAP:
             return self.root / f"{sample_id}.png"
         return self.root / map_name / f"{sample_id}.png"
