@@ -37,7 +37,7 @@ from benchmarks.results_md import replace_section
 from benchmarks.train_baselines import ROWS as BASELINE_ROWS
 from weakseg.cli import main as weakseg
 from weakseg.data.classes import VOC_CLASSES
-from weakseg.data.dataset import open_dataset
+from weakseg.data.specs import open_dataset
 from weakseg.engine.evaluate import ConfusionMatrix
 from weakseg.pseudo.store import LabelStore
 

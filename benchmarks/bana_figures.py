@@ -31,7 +31,7 @@ import torch
 from PIL import Image
 
 from benchmarks.common import DEFAULT_VOC, HERE
-from weakseg.data.dataset import open_dataset
+from weakseg.data.specs import open_dataset
 from weakseg.engine.loop import SNAPSHOT_DIR, load_trained
 from weakseg.pseudo.store import LabelStore
 from weakseg.viz.maps import cam_comparison_figure, confidence_figure

@@ -25,7 +25,7 @@ import numpy as np
 from benchmarks.common import DEFAULT_VOC, load_rows, save_row
 from benchmarks.results_md import replace_section
 from weakseg.cli import main as weakseg
-from weakseg.data.dataset import open_dataset
+from weakseg.data.specs import open_dataset
 from weakseg.engine.evaluate import ConfusionMatrix
 from weakseg.pseudo.base import make_generator
 from weakseg.pseudo.grabcut import limit_threads, plain_grabcut

@@ -69,7 +69,7 @@ def attention_in_boxes(run_dir: Path, val_spec: str, limit: int = 40) -> float |
     """Mean attention alpha_c (sigmoid) over the pixels of each class-c box of the first
     ``limit`` images of ``val_spec`` (None for a model without the attention head). Near 0 means
     the attention collapsed (what the earlier 300-iteration rows showed)."""
-    from weakseg.data.dataset import open_dataset
+    from weakseg.data.specs import open_dataset
     from weakseg.engine.loop import load_trained
 
     model, _ = load_trained(run_dir, "cpu")

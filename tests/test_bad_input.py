@@ -10,7 +10,8 @@ from PIL import ImageFile
 
 from tests.fixtures_data import make_broken_voc, write_png
 from weakseg.data import files
-from weakseg.data.dataset import DataError, open_dataset
+from weakseg.data.dataset import DataError
+from weakseg.data.specs import open_dataset
 from weakseg.data.voc import VOCDataset
 from weakseg.doctor import diagnose
 

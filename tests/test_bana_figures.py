@@ -10,7 +10,7 @@ import torch
 from tests.methods.base import REPO, single_torch_thread
 from weakseg.config import load_config
 from weakseg.data.boxes import background_mask
-from weakseg.data.dataset import open_dataset
+from weakseg.data.specs import open_dataset
 from weakseg.methods import build_method
 from weakseg.viz.maps import (
     bana_maps,

@@ -20,29 +20,32 @@ import json
 import sys
 from pathlib import Path
 
-import yaml
-
 import weakseg
+from weakseg.outputs import writable_dir, writable_file
 
 
 def parse_overrides(pairs: list[str]) -> dict:
     """['iterations=5', 'bi_srgb=3.5'] -> {'iterations': 5, 'bi_srgb': 3.5} (YAML-typed values)."""
+    from weakseg.config import read_yaml_value
+
     params = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise SystemExit(f"error: parameter override {pair!r} must look like key=value")
-        params[key.strip()] = yaml.safe_load(value)
+            raise ValueError(f"parameter override {pair!r} must look like key=value")
+        params[key.strip()] = read_yaml_value(value, f"parameter override {pair!r}")
     return params
 
 
 def load_params(config: str | None, overrides: list[str]) -> dict:
     """Generator parameters from an optional flat YAML file, then key=value overrides on top."""
+    from weakseg.config import read_yaml
+
     params = {}
     if config:
-        loaded = yaml.safe_load(Path(config).read_text()) or {}
+        loaded = read_yaml(config) or {}
         if not isinstance(loaded, dict):
-            raise SystemExit(f"error: {config}: expected a mapping of generator parameters")
+            raise ValueError(f"{config}: expected a mapping of generator parameters")
         params.update(loaded.get("params", loaded))
     params.update(parse_overrides(overrides))
     return params
@@ -57,29 +60,32 @@ def cmd_labels(args: argparse.Namespace) -> int:
         shard=parse_shard(args.shard), progress=not args.no_progress,
     )  # fmt: skip
     print(summary.format())
-    return 1 if summary.num_failed else 0
+    return 1 if summary.num_failed or summary.nothing_done else 0
 
 
 def cmd_eval_labels(args: argparse.Namespace) -> int:
-    from weakseg.data.dataset import open_dataset
+    from weakseg.data.specs import open_dataset
     from weakseg.engine.evaluate import evaluate_label_dir, format_table
 
+    if args.json:
+        writable_file(args.json, "--json file")
     dataset = open_dataset(args.dataset)
     result = evaluate_label_dir(dataset, args.labels, progress=not args.no_progress)
     name = Path(args.labels).name or str(args.labels)
     print(format_table({name: result.confusion}, dataset.classes.names))
     print(result.describe())
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         result.to_json(args.json)
         print(f"wrote {args.json}")
     return 0
 
 
 def cmd_fill_rates(args: argparse.Namespace) -> int:
-    from weakseg.data.dataset import open_dataset
+    from weakseg.data.specs import open_dataset
     from weakseg.fillrate import fill_rate_stats, format_fill_rates, plot_fill_rates
 
+    if args.plot:
+        writable_file(args.plot, "--plot file")
     dataset = open_dataset(args.dataset)
     sources = {"ground truth": None} if not args.no_gt else {}
     sources.update({Path(d).name: d for d in args.labels})
@@ -95,6 +101,8 @@ def cmd_fill_rates(args: argparse.Namespace) -> int:
 def cmd_doctor(args: argparse.Namespace) -> int:
     from weakseg.doctor import diagnose
 
+    if args.json:
+        writable_file(args.json, "--json file")
     report = diagnose(args.dataset, progress=not args.no_progress)
     print(report.format())
     if args.json:
@@ -110,7 +118,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     for key in ("iterations", "crop_size", "batch_size"):
         if getattr(args, key) is not None:
             setattr(settings, key, getattr(args, key))
-    run_demo(args.out, settings)
+    run_demo(writable_dir(args.out, "--out folder"), settings)
     return 0
 
 
@@ -118,7 +126,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     from weakseg.config import load_config
     from weakseg.engine.loop import train
 
-    summary = train(load_config(args.config, args.overrides), args.run_dir)
+    cfg = load_config(args.config, args.overrides)
+    writable_dir(args.run_dir, "--run-dir")
+    summary = train(cfg, args.run_dir, progress=not args.no_progress)
     if summary:
         print(json.dumps(summary, indent=2))
     return 0
@@ -138,7 +148,8 @@ MULTISCALE = (0.5, 0.75, 1.0, 1.5)  # with flips: the DeepLab / BANA test protoc
 def cmd_eval(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from weakseg.data.dataset import open_dataset
+    from weakseg.data.dataset import SkippedSamples
+    from weakseg.data.specs import open_dataset
     from weakseg.engine.evaluate import format_table
     from weakseg.engine.inference import evaluate_model
     from weakseg.engine.loop import load_trained
@@ -146,13 +157,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from weakseg.viz.plots import plot_confusion
 
     model, cfg = load_trained(args.run_dir, args.device)
-    dataset = open_dataset(args.dataset or cfg.data.val)
+    dataset = open_dataset(_dataset_spec(args, cfg))
+    check_classes(cfg, dataset)
+    out = writable_dir(Path(args.run_dir) / "eval", "eval folder of the run")
+    if args.json:
+        writable_file(args.json, "--json file")
     options = _eval_options(args, cfg)
-    cm = evaluate_model(model, dataset, progress=not args.no_progress, **options)
+    skipped = SkippedSamples()
+    cm = evaluate_model(model, dataset, progress=not args.no_progress, skipped=skipped, **options)
     tag = args.tag or ("ms" if args.multiscale else "ss") + ("-crf" if options["crf"] else "")
     print(format_table({f"{Path(args.run_dir).name} ({tag})": cm}, dataset.classes.names))
-    out = Path(args.run_dir) / "eval"
-    out.mkdir(parents=True, exist_ok=True)
+    if skipped:
+        print(skipped.describe(len(dataset)), file=sys.stderr)
     crf = asdict(options["crf"]) if options["crf"] else None
     result = {"dataset": dataset.spec, "scales": list(options["scales"]), "flip": options["flip"],
               "crf": crf, **cm.to_dict(dataset.classes.names)}  # fmt: skip
@@ -165,6 +181,34 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dataset_spec(args: argparse.Namespace, cfg) -> str:
+    """--dataset, else the run's data.val; ValueError when neither is set."""
+    spec = args.dataset or cfg.data.val
+    if not spec:
+        raise ValueError(
+            f"no dataset: pass --dataset, or set data.val in {Path(args.run_dir) / 'config.yaml'}"
+        )
+    return spec
+
+
+def check_classes(cfg, dataset) -> None:
+    """ValueError naming both class lists when the run's model predicts another number of
+    classes than ``dataset`` has: its mIoU under the dataset's names would mean nothing."""
+    from weakseg.data.specs import open_dataset
+
+    if cfg.model.num_classes in (0, len(dataset.classes)):
+        return
+    try:
+        trained = ", ".join(open_dataset(cfg.data.train).classes.names)
+    except (ValueError, OSError):  # the training set may live elsewhere by now
+        trained = f"{cfg.model.num_classes} classes of {cfg.data.train}"
+    raise ValueError(
+        f"the model predicts {cfg.model.num_classes} classes ({trained}) but {dataset.spec} has "
+        f"{len(dataset.classes)} ({', '.join(dataset.classes.names)}); evaluate it on a dataset "
+        "with the classes it was trained on"
+    )
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from weakseg.data.dataset import DataError
     from weakseg.data.files import read_image
@@ -173,10 +217,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from weakseg.viz.overlay import overlay, save_png, side_by_side
     from weakseg.viz.palette import save_label_png
 
+    paths = _image_paths(args.inputs)
+    out = writable_dir(args.out, "--out folder")
     model, cfg = load_trained(args.run_dir, args.device)
     options = _eval_options(args, cfg)
-    out = Path(args.out)
-    paths = _image_paths(args.inputs)
     skipped = 0
     for path in paths:
         try:
@@ -195,13 +239,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from weakseg.data.dataset import open_dataset
+    from weakseg.data.specs import open_dataset
     from weakseg.engine.loop import load_trained
     from weakseg.pseudo.store import LabelStore
     from weakseg.viz.maps import write_model_report
 
     model, cfg = load_trained(args.run_dir, args.device, args.snapshot)
-    dataset = open_dataset(args.dataset or cfg.data.val)
+    dataset = open_dataset(_dataset_spec(args, cfg))
+    check_classes(cfg, dataset)
     ids = args.ids or dataset.ids[: args.limit]
     unknown = [i for i in ids if i not in set(dataset.ids)]
     if unknown:
@@ -209,7 +254,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     index = {i: k for k, i in enumerate(dataset.ids)}
     samples = [dataset[index[i]] for i in ids]
     default_out = "report" if args.snapshot is None else f"report-{args.snapshot}"
-    out = Path(args.out) if args.out else Path(args.run_dir) / default_out
+    out = writable_dir(args.out or Path(args.run_dir) / default_out, "report folder")
     title = f"{Path(args.run_dir).name} ({cfg.train.method}) on {dataset.spec}"
     if args.snapshot is not None:
         title += f", weights after {args.snapshot} iterations"
@@ -230,18 +275,44 @@ def _image_paths(inputs: list[str]) -> list[Path]:
             paths.append(item)
         else:
             raise FileNotFoundError(f"{item}: no such image or folder")
-    return paths
+    return _unique_stems(paths)
+
+
+def _unique_stems(paths: list[Path]) -> list[Path]:
+    """``paths`` if no two share a file stem (outputs are named <stem>.png); ValueError naming
+    the pair otherwise, before anything is computed or overwritten."""
+    seen: dict[str, Path] = {}
+    for path in paths:
+        if path.stem in seen and seen[path.stem] != path:
+            raise ValueError(
+                f"{seen[path.stem]} and {path} would both be written as {path.stem}.png; "
+                "predict them into separate --out folders or rename one"
+            )
+        seen[path.stem] = path
+    return list(dict.fromkeys(paths))
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     from weakseg.engine.loop import load_trained
     from weakseg.export import export_onnx
 
+    writable_file(args.onnx, "--onnx file")
     model, _ = load_trained(args.run_dir, "cpu")
     path = export_onnx(model, args.onnx, args.height, args.width, dynamic=not args.static)
     print(f"wrote {path}: input 'images' B x 3 x H x W float32 RGB in [0, 1], "
           "output 'logits' B x C x H x W")  # fmt: skip
     return 0
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -250,6 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="weakseg", description=__doc__.split("\n")[0])
     parser.add_argument("--version", action="version", version=f"weakseg {weakseg.__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
+    parser.commands = sub.choices  # type: ignore[attr-defined]  # name -> subparser, parse_args
 
     def command(name: str, func, help_text: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
@@ -332,8 +404,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("export", cmd_export, "export the segmentation network to ONNX")
     p.add_argument("--run-dir", required=True, help="a finished `weakseg train` run")
     p.add_argument("--onnx", required=True, help="output .onnx file")
-    p.add_argument("--height", type=int, default=320, help="example input height for tracing")
-    p.add_argument("--width", type=int, default=320, help="example input width for tracing")
+    p.add_argument("--height", type=positive_int, default=320, help="example input height")
+    p.add_argument("--width", type=positive_int, default=320, help="example input width")
     p.add_argument("--static", action="store_true", help="fix the input size (default: dynamic)")
 
     p = command("doctor", cmd_doctor, "check a dataset for bad files; exit 1 on errors")
@@ -342,11 +414,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse a command line; options and ``key=value`` overrides may come in any order
+    (``train CONFIG --run-dir DIR key=value`` as well as ``train CONFIG key=value --run-dir DIR``).
+    """
+    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    commands = parser.commands  # type: ignore[attr-defined]
+    if not argv or argv[0] not in commands:
+        return parser.parse_args(argv)  # --help, --version, or an error listing the commands
+    args = commands[argv[0]].parse_intermixed_args(argv[1:])
+    args.command = argv[0]
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, FloatingPointError) as err:
+    except (ValueError, OSError, FloatingPointError) as err:
         # Bad input from the user: one clear line, no traceback.
         print(f"weakseg {args.command}: error: {err}", file=sys.stderr)
         return 2

@@ -162,15 +162,31 @@ def load_config(path: str | os.PathLike | None, overrides: list[str] | None = No
     """
     raw: dict = {}
     if path is not None:
-        raw = yaml.safe_load(Path(path).read_text()) or {}
+        raw = read_yaml(path) or {}
         if not isinstance(raw, dict):
             raise ConfigError(f"{path}: expected a mapping of sections, got {type(raw).__name__}")
     for text in overrides or []:
         key, sep, value = text.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"override {text!r} must look like section.key=value")
-        _set_dotted(raw, key.strip(), yaml.safe_load(value))
+        _set_dotted(raw, key.strip(), read_yaml_value(value, f"override {text!r}"))
     return config_from_dict(raw)
+
+
+def read_yaml(path: str | os.PathLike) -> object:
+    """``yaml.safe_load`` of a file; ConfigError naming the file, line and problem for a syntax
+    error or a tag (``!!python/object``, ``!custom``) that safe_load refuses."""
+    return read_yaml_value(Path(path).read_text(), str(path))
+
+
+def read_yaml_value(text: str, where: str) -> object:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(f"{where}:{line} not valid YAML ({problem})") from None
 
 
 def config_from_dict(raw: dict) -> Config:

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from weakseg.config import load_config
-from weakseg.data.dataset import Dataset, open_dataset
+from weakseg.data.dataset import Dataset
+from weakseg.data.specs import open_dataset
 from weakseg.engine.evaluate import ConfusionMatrix, format_table
 from weakseg.fillrate import fill_rate_stats, plot_fill_rates
 from weakseg.pseudo.runner import run_labels

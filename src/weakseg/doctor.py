@@ -8,7 +8,8 @@
   outside 0..L and 255;
 - **warnings** (usable, but probably not what you meant): boxes extending past the border (the
   readers clip them), image size disagreeing with the XML ``<size>`` (the image wins), VOC files
-  without a partner (an XML or mask with no image);
+  without a partner (an XML or mask with no image), 16-bit images (scaled to 8 bits), images
+  with an EXIF orientation (not applied: boxes and masks refer to the stored pixels);
 - **info** counts: boxes, difficult and truncated boxes, boxes with no pixels of their class in
   the mask (e.g. the SBD masks of VOC "aug" leave many difficult objects unlabelled).
 
@@ -19,27 +20,29 @@ problems; other formats are checked through the reader's ``load``. Error kinds a
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from weakseg.data.boxes import box_problems, pixel_box
-from weakseg.data.dataset import DataError, Dataset, open_dataset
+from weakseg.data.dataset import DataError, Dataset
 from weakseg.data.files import (
-    BAD_BOX,
     BOX_EXTENDS_OUTSIDE,
     IMAGE_SIZE,
     UNKNOWN_CLASS,
+    UNSAFE_ID,
+    box_problem_kind,
     image_stems,
+    image_warnings,
     read_image,
     read_label_png,
 )
 from weakseg.data.sample import Sample
+from weakseg.data.specs import open_dataset
 from weakseg.data.voc import MASK_FOLDERS, VOCAnnotation, VOCDataset, VOCObject
+from weakseg.progress import progress_bar
 
 NO_PIXELS = "boxes with no pixels of their class in the mask"
 NO_PIXELS_DIFFICULT = NO_PIXELS + " (difficult)"
@@ -103,13 +106,16 @@ def diagnose(spec: str, progress: bool = True) -> DoctorReport:
     report = DoctorReport(spec=spec)
     try:
         dataset = open_dataset(spec)
-    except (DataError, ValueError, OSError) as err:
+    except DataError as err:
+        report.error(err.kind if err.kind == UNSAFE_ID else CANNOT_OPEN, str(err))
+        return report
+    except (ValueError, OSError) as err:
         report.error(CANNOT_OPEN, str(err))
         return report
     if hasattr(dataset, "clip"):
         dataset.clip = False  # see boxes as written; readers clip by default
     check = _check_voc_sample if isinstance(dataset, VOCDataset) else _check_loaded_sample
-    bar = tqdm(dataset.ids, desc="doctor", unit="img", file=sys.stderr, disable=not progress)
+    bar = progress_bar(dataset.ids, desc="doctor", unit="img", enabled=progress)
     for sample_id in bar:
         try:
             check(dataset, sample_id, report)
@@ -142,6 +148,8 @@ def _check_voc_sample(dataset: VOCDataset, sample_id: str, report: DoctorReport)
     image_path = dataset.image_path(sample_id)
     image = _attempt(report, read_image, image_path)
     size = image.shape[:2] if image is not None else None
+    if image is not None:
+        _warn_image(image_path, report)
     has_xml = dataset.xml_path(sample_id).is_file()
     ann = _attempt(report, dataset.read_annotation, sample_id) if has_xml else None
     mask_path = dataset.mask_path(sample_id)
@@ -184,7 +192,7 @@ def _check_voc_box(
     if problem == BOX_EXTENDS_OUTSIDE:
         report.warn(BOX_EXTENDS_OUTSIDE, f"{where}: {problem}")
     elif problem:
-        report.error(BAD_BOX, f"{where}: {problem}")
+        report.error(box_problem_kind(problem), f"{where}: {problem}")
         return False
     return True
 
@@ -217,12 +225,20 @@ def _check_loaded_sample(dataset: Dataset, sample_id: str, report: DoctorReport)
         return
     if sample.mask is not None:
         report.count("samples with a mask")
+    if sample.source:
+        _warn_image(sample.source, report)
     problems = box_problems(sample.boxes, sample.height, sample.width)
     for k, box in enumerate(sample.boxes):
         if problems[k]:  # readers raise for the fatal ones, so only border crossings remain
             report.warn(problems[k], f"{sample.source}: box {k}: {problems[k]}")
         label, difficult = int(sample.box_labels[k]), bool(sample.difficult[k])
         _count_box(box, label, difficult, bool(sample.truncated[k]), sample.mask, report)
+
+
+def _warn_image(path: Any, report: DoctorReport) -> None:
+    """16-bit pixels (scaled to 8 bits) and EXIF rotations (not applied) are worth a look."""
+    for kind, detail in image_warnings(path):
+        report.warn(kind, detail)
 
 
 def _check_voc_pairing(dataset: VOCDataset, report: DoctorReport) -> None:

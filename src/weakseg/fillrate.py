@@ -11,7 +11,6 @@ marking a box as ignore; pass ``exclude_ignore=True`` to leave them out of the b
 from __future__ import annotations
 
 import os
-import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,8 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from weakseg.data.boxes import pixel_box
-from weakseg.data.dataset import Dataset
+from weakseg.data.dataset import DataError, Dataset, SkippedSamples
 from weakseg.data.sample import IGNORE, Sample
+from weakseg.progress import progress_bar
 
 STAT_KEYS = ("min", "q1", "median", "q3", "max")  # the quantiles summarize_fill_rates reports
 
@@ -61,15 +61,16 @@ def fill_rates_by_class(
     """Filling rates of every box of ``dataset``, grouped by class name.
 
     Label maps come from ``label_dir/<id>.png`` or, with ``label_dir=None``, from the ground-truth
-    masks. Ids without a label map (missing file or no ground truth) are skipped with a warning.
-    Classes without boxes map to empty arrays.
+    masks. Ids without a label map (missing file or no ground truth) and samples with bad input
+    are skipped with a warning; DataError when every sample is bad. Classes without boxes map to
+    empty arrays.
     """
-    from tqdm import tqdm
-
     per_class: list[list[float]] = [[] for _ in dataset.classes.names]
-    skipped = []
-    for sample_id in tqdm(dataset.ids, desc="fill rates", disable=not progress, file=sys.stderr):
-        sample = dataset.load(sample_id)
+    skipped, bad = [], SkippedSamples()
+    for sample_id in progress_bar(dataset.ids, desc="fill rates", enabled=progress):
+        sample = bad.load(dataset, sample_id)
+        if sample is None:
+            continue
         label_map = _label_map(sample, label_dir)
         if label_map is None:
             skipped.append(sample_id)
@@ -78,6 +79,10 @@ def fill_rates_by_class(
         for label, rate in zip(sample.box_labels, rates, strict=True):
             if not np.isnan(rate):
                 per_class[int(label)].append(float(rate))
+    if bad and len(bad) == len(dataset.ids):
+        raise DataError(dataset.spec, "no usable sample; " + bad.describe(len(dataset.ids)))
+    if bad:
+        warnings.warn(bad.describe(len(dataset.ids)), stacklevel=2)
     if skipped:
         source = label_dir if label_dir is not None else "ground truth"
         warnings.warn(

@@ -11,7 +11,8 @@ from tests.fixtures_data import HEIGHT, WIDTH, make_coco, sample_image, write_jp
 from weakseg.data import files
 from weakseg.data.classes import VOC
 from weakseg.data.coco import COCODataset
-from weakseg.data.dataset import DataError, open_dataset
+from weakseg.data.dataset import DataError
+from weakseg.data.specs import open_dataset
 
 
 @pytest.fixture

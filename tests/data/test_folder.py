@@ -10,8 +10,9 @@ import pytest
 
 from tests.fixtures_data import HEIGHT, WIDTH, make_coco, sample_image, write_jpeg, write_png
 from weakseg.data import files
-from weakseg.data.dataset import DataError, open_dataset
+from weakseg.data.dataset import DataError
 from weakseg.data.folder import FolderDataset
+from weakseg.data.specs import open_dataset
 
 
 @pytest.fixture

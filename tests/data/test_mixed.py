@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from weakseg.data.boxes import box_label_map
-from weakseg.data.dataset import open_dataset
 from weakseg.data.mixed import MixedSupervision, MixedSupervisionSampler
+from weakseg.data.specs import open_dataset
 from weakseg.data.training import (
     TrainingDataset,
     choose_labelled,

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from weakseg.data.dataset import open_dataset
+from weakseg.data.specs import open_dataset
 from weakseg.data.synthetic import SYNTHETIC_CLASSES, SyntheticDataset, generate_sample
 from weakseg.fillrate import fill_rates
 

@@ -17,7 +17,8 @@ from tests.fixtures_data import (
     write_voc_sample,
 )
 from weakseg.data import files
-from weakseg.data.dataset import DataError, open_dataset
+from weakseg.data.dataset import DataError
+from weakseg.data.specs import open_dataset
 from weakseg.data.voc import VOCDataset, parse_voc_xml
 
 

@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader
 
 from weakseg.config import Config, load_config
 from weakseg.data.boxes import box_label_map
-from weakseg.data.dataset import open_dataset
+from weakseg.data.specs import open_dataset
 from weakseg.data.training import collate_training
 from weakseg.engine.loop import build_optimizer, build_training_dataset, train
 from weakseg.methods import build_method

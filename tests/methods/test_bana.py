@@ -12,7 +12,7 @@ import torch
 from tests.methods.base import REPO, TINY, MethodTest, single_torch_thread, tiny_config
 from weakseg.cli import main as weakseg
 from weakseg.config import load_config
-from weakseg.data.dataset import open_dataset
+from weakseg.data.specs import open_dataset
 from weakseg.engine.loop import train
 from weakseg.methods import build_method
 from weakseg.methods.bana import feature_boxes

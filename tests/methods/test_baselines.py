@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from tests.methods.base import MethodTest, tiny_config
-from weakseg.data.dataset import open_dataset
+from weakseg.data.specs import open_dataset
 from weakseg.data.transforms import TrainTransform
 from weakseg.engine.loop import build_training_dataset
 from weakseg.losses.common import cross_entropy

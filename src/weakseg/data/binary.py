@@ -34,7 +34,7 @@ class BinaryDataset(Dataset):
 
     @classmethod
     def from_spec(cls, rest: str) -> BinaryDataset:
-        from weakseg.data.dataset import open_dataset
+        from weakseg.data.specs import open_dataset
 
         class_name, sep, inner = rest.partition(":")
         if not sep or not class_name:

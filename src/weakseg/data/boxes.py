@@ -109,12 +109,18 @@ def background_mask(boxes: np.ndarray, height: int, width: int) -> np.ndarray:
     return ~covered
 
 
+MAX_COORDINATE = 1e6  # no image within the pixel budget has an edge this long
+
+
 def box_problems(boxes: np.ndarray, height: int, width: int) -> list[str]:
-    """Human-readable problems of each box ('' when fine): inverted, zero-area, outside image."""
+    """Human-readable problems of each box ('' when fine): non-finite, out of range, inverted,
+    zero-area, outside image. Pass float64 boxes: 1e308 becomes inf in float32."""
     problems = []
     for x1, y1, x2, y2 in np.asarray(boxes, dtype=np.float64).reshape(-1, 4):
         if not np.all(np.isfinite([x1, y1, x2, y2])):
             problems.append("non-finite coordinates")
+        elif np.max(np.abs([x1, y1, x2, y2])) > MAX_COORDINATE:
+            problems.append(f"coordinates out of range (beyond +-{MAX_COORDINATE:g})")
         elif x2 < x1 or y2 < y1:
             problems.append("inverted box (x2 < x1 or y2 < y1)")
         elif x2 == x1 or y2 == y1:

@@ -19,6 +19,8 @@ Conventions:
   smaller box ends up on top (the same rule as boxes everywhere in weakseg). An annotation
   without a segmentation paints its box as 255. If no annotation in the whole JSON has a
   segmentation (a boxes-only JSON), ``mask`` is None.
+- ``file_name`` must be a relative path inside IMAGES_DIR (no absolute paths, no '..'); image
+  ids and category ids must be unique; every ``bbox`` must be 4 numbers.
 - The image file's real size must equal the JSON's width/height (masks are drawn at that size).
 """
 
@@ -41,7 +43,9 @@ from weakseg.data.files import (
     MALFORMED_ANNOTATION,
     MISSING_FILE,
     UNKNOWN_CLASS,
+    check_sample_id,
     checked_boxes,
+    inside_folder,
     read_image,
 )
 from weakseg.data.sample import IGNORE, Sample
@@ -83,6 +87,28 @@ def _check_structure(data: object, path: str) -> None:
             if not isinstance(entry, dict) or any(f not in entry for f in fields):
                 problem = f"{key}[{k}] lacks one of the fields {', '.join(fields)}"
                 raise DataError(path, problem, MALFORMED_ANNOTATION)
+    if "categories" not in data:
+        raise DataError(path, "not a COCO JSON: no 'categories' list", MALFORMED_ANNOTATION)
+    _check_unique("images", [i["id"] for i in data["images"]], path)
+    _check_unique("categories", [c["id"] for c in data["categories"]], path)
+    for k, ann in enumerate(data.get("annotations", [])):
+        _check_bbox(ann["bbox"], f"annotations[{k}] (id {ann['id']})", path)
+
+
+def _check_unique(key: str, ids: list, path: str) -> None:
+    seen: set = set()
+    for k, value in enumerate(ids):
+        if value in seen:
+            problem = f"{key}[{k}] repeats the id {value!r}; ids must be unique"
+            raise DataError(path, problem, MALFORMED_ANNOTATION)
+        seen.add(value)
+
+
+def _check_bbox(bbox: object, where: str, path: str) -> None:
+    numbers = isinstance(bbox, list) and len(bbox) == 4
+    if not (numbers and all(isinstance(v, int | float) and not isinstance(v, bool) for v in bbox)):
+        problem = f"{where}: bbox is {bbox!r}, expected [x, y, width, height] (4 numbers)"
+        raise DataError(path, problem, MALFORMED_ANNOTATION)
 
 
 def category_map(categories: list[dict], mode: str) -> tuple[ClassList, dict[int, int]]:
@@ -126,6 +152,11 @@ class COCODataset(Dataset):
         self.ids = list(self._image_of)
         self.has_masks = any(a.get("segmentation") for a in self._coco.anns.values())
 
+    @property
+    def identity(self) -> str:
+        paths = f"{self.images_dir.resolve()}:{self.ann_json.resolve()}"
+        return f"coco:{paths}:classes={self.class_mode}"
+
     @classmethod
     def from_spec(cls, rest: str) -> COCODataset:
         """``IMAGES_DIR:ANN_JSON[:classes=all|voc|nonvoc]`` (the part after ``coco:``)."""
@@ -141,8 +172,8 @@ class COCODataset(Dataset):
 
     def _index_images(self) -> dict[str, int]:
         image_of: dict[str, int] = {}
-        for info in self._coco.dataset["images"]:
-            stem = Path(info["file_name"]).stem
+        for k, info in enumerate(self._coco.dataset["images"]):
+            stem = check_sample_id(Path(info["file_name"]).stem, f"{self.ann_json}: images[{k}]")
             if stem in image_of:
                 problem = f"two images share the file stem {stem!r}; ids must be unique"
                 raise DataError(str(self.ann_json), problem, MALFORMED_ANNOTATION)
@@ -163,23 +194,24 @@ class COCODataset(Dataset):
 
     def load(self, sample_id: str) -> Sample:
         info = self._coco.imgs[self._image_of[sample_id]]
-        path = self.images_dir / info["file_name"]
+        path = inside_folder(self.images_dir, info["file_name"], str(self.ann_json))
         image = read_image(path)
         height, width = image.shape[:2]
         if (height, width) != (info["height"], info["width"]):
             problem = f"image is {width}x{height} but {self.ann_json} says"
             raise DataError(str(path), f"{problem} {info['width']}x{info['height']}", IMAGE_SIZE)
         objects, crowds = self._kept_annotations(info["id"])
-        boxes = np.array([coco_to_box(*a["bbox"]) for a in objects], np.float32).reshape(-1, 4)
+        boxes = np.array([coco_to_box(*a["bbox"]) for a in objects], np.float64).reshape(-1, 4)
         labels = np.array([self._label_of[a["category_id"]] for a in objects], np.int64)
         tags = {self._label_of[a["category_id"]] for a in objects + crowds}
+        try:  # before the mask: painting needs sane boxes
+            checked = checked_boxes(boxes, height, width, str(self.ann_json), self.clip)
+        except DataError as err:
+            raise DataError(err.path, f"{info['file_name']}: {err.problem}", err.kind) from None
         mask = None
         if self.has_masks:
             mask = self._semantic_mask(objects, crowds, boxes, labels, (height, width))
-        try:
-            boxes = checked_boxes(boxes, height, width, str(self.ann_json), self.clip)
-        except DataError as err:
-            raise DataError(err.path, f"{info['file_name']}: {err.problem}", err.kind) from None
+        boxes = checked
         return Sample(
             id=sample_id, image=image, boxes=boxes, box_labels=labels,
             image_labels=np.array(sorted(tags), np.int64), mask=mask, source=str(path),

@@ -1,13 +1,7 @@
-"""Dataset base class, the error type for bad input, and dataset spec strings.
+"""Dataset base class and the error type for bad input.
 
-A spec string names a dataset on the command line:
-
-    voc:ROOT[:SPLIT]                       ROOT holds VOC2012/ or is VOC2012/ itself;
-                                           SPLIT names ImageSets/Segmentation/SPLIT.txt
-    coco:IMAGES_DIR:ANN_JSON[:classes=voc] COCO instances JSON; classes=all|voc|nonvoc
-    folder:PATH                            images/ + boxes.json or annotations.json [+ masks/]
-    synthetic:N[:seed]                     the deterministic synthetic set (default seed 0)
-    binary:CLASS:SPEC                      CLASS of SPEC against the background (2 classes)
+Readers subclass :class:`Dataset`; :func:`weakseg.data.specs.open_dataset` opens one from a spec
+string. This module imports no reader, so readers can import it without a cycle.
 """
 
 from __future__ import annotations
@@ -52,6 +46,12 @@ class Dataset(ABC):
     def load(self, sample_id: str) -> Sample:
         """Read one sample; raise :class:`DataError` naming the file on bad input."""
 
+    @property
+    def identity(self) -> str:
+        """The dataset's name in a label folder's meta.json: the spec with its paths resolved,
+        so ``voc:data`` and ``voc:./data/`` are one dataset while dev_train is not dev_val."""
+        return self.spec
+
     def __len__(self) -> int:
         return len(self.ids)
 
@@ -63,31 +63,54 @@ class Dataset(ABC):
             yield self.load(sample_id)
 
 
-def open_dataset(spec: str) -> Dataset:
-    """Open a dataset from its spec string (see the module docstring)."""
-    kind, _, rest = spec.partition(":")
-    if kind == "voc":
-        from weakseg.data.voc import VOCDataset
+class SkippedSamples:
+    """Samples left out for bad input, grouped by problem kind: what every command that reads a
+    whole dataset (train, eval, eval-labels, fill-rates) reports at the end instead of stopping at
+    the first bad file."""
 
-        return VOCDataset.from_spec(rest)
-    if kind == "coco":
-        from weakseg.data.coco import COCODataset
+    def __init__(self) -> None:
+        self.found: dict[str, list[str]] = {}
 
-        return COCODataset.from_spec(rest)
-    if kind == "folder":
-        from weakseg.data.folder import FolderDataset
+    def __len__(self) -> int:
+        return sum(len(v) for v in self.found.values())
 
-        return FolderDataset.from_spec(rest)
-    if kind == "binary":
-        from weakseg.data.binary import BinaryDataset
+    def add(self, err: DataError) -> None:
+        self.found.setdefault(err.kind, []).append(str(err))
 
-        return BinaryDataset.from_spec(rest)
-    if kind == "synthetic":
-        from weakseg.data.synthetic import SyntheticDataset
+    def load(self, dataset: Dataset, sample_id: str):
+        """``dataset.load(sample_id)``, or None after recording its DataError."""
+        try:
+            return dataset.load(sample_id)
+        except DataError as err:
+            self.add(err)
+            return None
 
-        return SyntheticDataset.from_spec(rest)
-    raise ValueError(
-        f"unknown dataset spec {spec!r}: expected voc:ROOT[:SPLIT], "
-        "coco:IMAGES_DIR:ANN_JSON[:classes=voc|nonvoc|all], folder:PATH, synthetic:N[:seed] or "
-        "binary:CLASS:SPEC"
-    )
+    def describe(self, total: int, examples: int = 3) -> str:
+        """'skipped 2 of 10 samples with bad input: 1 x mask size ... (file: problem); ...'."""
+        if not self.found:
+            return ""
+        parts = []
+        for kind, where in sorted(self.found.items()):
+            shown = "; ".join(where[:examples]) + ("; ..." if len(where) > examples else "")
+            parts.append(f"{len(where)} x {kind} ({shown})")
+        return f"skipped {len(self)} of {total} samples with bad input: " + " | ".join(parts)
+
+
+class UsableSubset(Dataset):
+    """The samples of ``dataset`` that load, found by loading each once (``skipped`` says why
+    the others were left out). Raises DataError when none is usable."""
+
+    def __init__(self, dataset: Dataset):
+        self.dataset, self.classes, self.spec = dataset, dataset.classes, dataset.spec
+        self.skipped = SkippedSamples()
+        self.ids = [i for i in dataset.ids if self.skipped.load(dataset, i) is not None]
+        if not self.ids and dataset.ids:
+            problem = "no usable sample; " + self.skipped.describe(len(dataset))
+            raise DataError(dataset.spec, problem)
+
+    @property
+    def identity(self) -> str:
+        return self.dataset.identity
+
+    def load(self, sample_id: str) -> Sample:
+        return self.dataset.load(sample_id)

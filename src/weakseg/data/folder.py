@@ -23,6 +23,7 @@ Spec: ``folder:PATH`` (PATH must not contain ':'). Layout::
 - The dataset is every image listed in ``images`` (an empty list means: no objects, all
   background) plus every image with a mask. Images in ``images/`` that are in neither are not
   part of the dataset (unannotated is not the same as empty).
+- File names in ``images`` must be relative paths inside ``images/`` (no absolute paths, no '..').
 - An unknown label is an error of the image that uses it (other images still load); a file that
   is not in this format is an error when the dataset is opened.
 """
@@ -41,8 +42,10 @@ from weakseg.data.files import (
     MALFORMED_ANNOTATION,
     MISSING_FILE,
     UNKNOWN_CLASS,
+    check_sample_id,
     checked_boxes,
     find_image,
+    inside_folder,
     read_image,
     read_label_png,
 )
@@ -108,6 +111,10 @@ class FolderDataset(Dataset):
         masks = {p.stem for p in self.masks_dir.glob("*.png")}
         self.ids = sorted(ids | {s for s in masks if find_image(self.images_dir, s)})
 
+    @property
+    def identity(self) -> str:
+        return f"folder:{self.path.resolve()}"
+
     @classmethod
     def from_spec(cls, rest: str) -> FolderDataset:
         """``PATH`` (the part of ``folder:PATH`` after ``folder:``)."""
@@ -127,7 +134,7 @@ class FolderDataset(Dataset):
 
     def _index_files(self, objects: dict[str, list[dict]], path: str) -> set[str]:
         for name, objs in objects.items():
-            stem = Path(name).stem
+            stem = check_sample_id(Path(name).stem, f"{path}: images[{name!r}]")
             if stem in self._file_of:
                 problem = f"{self._file_of[stem]!r} and {name!r} share the id {stem!r}"
                 raise DataError(path, problem, MALFORMED_ANNOTATION)
@@ -147,14 +154,17 @@ class FolderDataset(Dataset):
 
     def _load_boxes_json(self, sample_id: str) -> Sample:
         name = self._file_of.get(sample_id)
-        found = self.images_dir / name if name else find_image(self.images_dir, sample_id)
+        json_path = str(self.path / "boxes.json")
+        if name:
+            found = inside_folder(self.images_dir, name, json_path)
+        else:
+            found = find_image(self.images_dir, sample_id)
         image_path = found or self.images_dir / sample_id
         image = read_image(image_path)
         height, width = image.shape[:2]
         objects = self._objects.get(sample_id, [])
-        json_path = str(self.path / "boxes.json")
         labels = [self._label(obj["label"], json_path, name) for obj in objects]
-        boxes = np.array([obj["box"] for obj in objects], dtype=np.float32).reshape(-1, 4)
+        boxes = np.array([obj["box"] for obj in objects], dtype=np.float64).reshape(-1, 4)
         try:
             boxes = checked_boxes(boxes, height, width, json_path, self._clip)
         except DataError as err:

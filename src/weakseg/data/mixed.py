@@ -6,7 +6,7 @@ Which images are PP is given one of three ways (exactly one):
 
     ids_file   a text file, one image id per line ('#' comments and blank lines skipped): the
                images a user has masks for
-    fraction   round(fraction * N) ids drawn by ``seed`` (``weakseg.data.training.choose_labelled``,
+    fraction   round(fraction * N) ids drawn by ``seed`` (``choose_labelled``,
                the same draw as the ``semi`` baseline, so equal fraction and seed give equal ids)
     count      that many ids, the same draw (the first ``count`` of the seeded permutation)
 
@@ -26,9 +26,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from weakseg.data.training import TrainingDataset, choose_labelled
-
 PP_STREAM = 1  # keeps the sampler's RNG stream apart from the augmentation's [seed, epoch, index]
+
+
+def choose_labelled(ids: list[str], fraction: float, seed: int) -> set[str]:
+    """round(fraction * N) ids drawn without replacement by ``seed`` (order of ``ids`` does
+    not matter: they are sorted first)."""
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"labelled_fraction must be in (0, 1], got {fraction}")
+    ordered = sorted(ids)
+    count = round(fraction * len(ordered))
+    chosen = np.random.default_rng(seed).permutation(len(ordered))[:count]
+    return {ordered[i] for i in chosen}
 
 
 @dataclass(frozen=True)
@@ -69,7 +78,7 @@ class MixedSupervision:
         return choose_labelled(ids, self.fraction, self.seed)
 
     def sampler(
-        self, data: TrainingDataset, world_size: int, rank: int, seed: int
+        self, data: torch.utils.data.Dataset, world_size: int, rank: int, seed: int
     ) -> MixedSupervisionSampler:
         """The sampler for a TrainingDataset ``data`` whose ``labelled`` set this chose."""
         flags = [i in data.labelled for i in data.dataset.ids]

@@ -22,7 +22,6 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -30,12 +29,10 @@ import torch
 from weakseg.data.boxes import box_label_map
 from weakseg.data.classes import ClassList
 from weakseg.data.dataset import DataError, Dataset
+from weakseg.data.mixed import MixedSupervision, choose_labelled
 from weakseg.data.sample import Sample
 from weakseg.data.transforms import TrainTransform
 from weakseg.pseudo.store import LabelStore
-
-if TYPE_CHECKING:  # the type only: weakseg.data.mixed imports this module
-    from weakseg.data.mixed import MixedSupervision
 
 LABEL_SOURCES = ("gt", "box", "pseudo", "semi", "mixed")
 MAX_LISTED = 5
@@ -178,17 +175,6 @@ class TrainingDataset(torch.utils.data.Dataset):
                 )
             return sample.mask
         return read_pseudo_label(self.store, sample, self.dataset.spec)
-
-
-def choose_labelled(ids: list[str], fraction: float, seed: int) -> set[str]:
-    """round(fraction * N) ids drawn without replacement by ``seed`` (order of ``ids`` does
-    not matter: they are sorted first)."""
-    if not 0.0 < fraction <= 1.0:
-        raise ValueError(f"labelled_fraction must be in (0, 1], got {fraction}")
-    ordered = sorted(ids)
-    count = round(fraction * len(ordered))
-    chosen = np.random.default_rng(seed).permutation(len(ordered))[:count]
-    return {ordered[i] for i in chosen}
 
 
 def read_pseudo_label(store: LabelStore, sample: Sample, spec: str) -> np.ndarray:

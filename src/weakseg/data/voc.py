@@ -16,6 +16,8 @@ Conventions:
   grey or palette PNGs both give class indices (palette indices, not colours).
 - An image with a mask but no XML loads with no boxes (boxes are not derived from the mask);
   an image with an XML but no mask loads with ``mask=None``.
+- Split file lines become file names: a line that is not a plain file stem (``../x``, ``/abs``)
+  is an error naming the split file and line (:func:`~weakseg.data.files.check_sample_id`).
 - The real image size wins over the XML ``<size>`` (kept in ``sample.extra["xml_size"]`` as
   (H, W); ``weakseg doctor`` reports disagreements).
 - Boxes that extend past the image border are clipped when ``clip=True`` (the default) and kept
@@ -45,6 +47,7 @@ from weakseg.data.files import (
     MISSING_FILE,
     UNKNOWN_CLASS,
     UNSAFE_XML,
+    check_sample_id,
     checked_boxes,
     find_image,
     image_stems,
@@ -102,6 +105,8 @@ def _parse_object(obj: Element, path: str, k: int) -> VOCObject:
     name = (obj.findtext("name") or "").strip()
     if not name:
         raise DataError(path, f"object {k} has no <name>", MALFORMED_XML)
+    if obj.find("bndbox") is None:
+        raise DataError(path, f"object {k} ({name}) has no <bndbox>", MALFORMED_XML)
     corners = []
     for tag in ("xmin", "ymin", "xmax", "ymax"):
         text = obj.findtext(f"bndbox/{tag}")
@@ -137,7 +142,7 @@ def annotation_arrays(ann: VOCAnnotation, classes: ClassList) -> dict[str, np.nd
             raise DataError(ann.path, problem, UNKNOWN_CLASS)
         labels.append(index)
     return {
-        "boxes": np.array([o.box for o in ann.objects], dtype=np.float32).reshape(-1, 4),
+        "boxes": np.array([o.box for o in ann.objects], dtype=np.float64).reshape(-1, 4),
         "box_labels": np.array(labels, dtype=np.int64),
         "difficult": np.array([o.difficult for o in ann.objects], dtype=bool),
         "truncated": np.array([o.truncated for o in ann.objects], dtype=bool),
@@ -184,6 +189,10 @@ class VOCDataset(Dataset):
         self._images = image_stems(self.root / "JPEGImages")
         self.ids = self._split_ids(self.split) if self.split else self._default_ids()
 
+    @property
+    def identity(self) -> str:
+        return f"voc:{self.root.resolve()}" + (f":{self.split}" if self.split else "")
+
     @classmethod
     def from_spec(cls, rest: str) -> VOCDataset:
         """``ROOT[:SPLIT]`` (the part of ``voc:ROOT[:SPLIT]`` after ``voc:``)."""
@@ -205,7 +214,11 @@ class VOCDataset(Dataset):
             problem = f"split {split!r} not found; available: {', '.join(known) or 'none'}"
             raise DataError(str(split_file), problem, MISSING_FILE)
         lines = split_file.read_text().split("\n")
-        return [line.split()[0] for line in lines if line.strip()]
+        return [
+            check_sample_id(line.split()[0], f"{split_file}:{n}")
+            for n, line in enumerate(lines, start=1)
+            if line.strip()
+        ]
 
     def image_path(self, sample_id: str) -> Path:
         """The image file (``JPEGImages/<id>.jpg`` if none exists, so reading it fails clearly)."""

@@ -96,8 +96,10 @@ def load_checkpoint(
 ) -> dict:
     """Load states into ``model`` / ``optimizer`` / ``scaler`` (those given), restore the RNGs,
     and return the checkpoint's {"iteration", "epoch", "world_size"}."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    model.load_state_dict(state["model"])
+    state = read_state(path)
+    if not isinstance(state, dict) or not {"model", "optimizer", "rng"} <= set(state):
+        raise ValueError(f"{path}: not a weakseg training checkpoint (keys missing)")
+    load_weights(model, state["model"], path)
     if optimizer is not None:
         optimizer.load_state_dict(state["optimizer"])
     if scaler is not None and state["scaler"]:
@@ -107,4 +109,40 @@ def load_checkpoint(
     return {k: state[k] for k in ("iteration", "epoch", "world_size")}
 
 
-__all__ = ["atomic_torch_save", "load_checkpoint", "rng_state", "save_checkpoint", "set_rng_state"]
+def read_state(path: str | os.PathLike) -> object:
+    """``torch.load(path, weights_only=True)`` on CPU; ValueError naming ``path`` when the file is
+    truncated, garbage, or holds more than tensors (pickled code is refused, never run)."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as err:  # noqa: BLE001 - torch raises assorted types for a bad file
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"{path}: not a readable weight file ({reason[:200]})") from None
+
+
+def load_weights(model: nn.Module, state: object, path: str | os.PathLike) -> None:
+    """``model.load_state_dict(state)``; ValueError naming ``path`` when the weights belong to
+    another architecture or class count."""
+    if not isinstance(state, dict):
+        raise ValueError(f"{path}: holds a {type(state).__name__}, not a model's weights")
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, KeyError, TypeError) as err:
+        first = str(err).strip().splitlines()
+        reason = " ".join(line.strip() for line in first[:3])
+        raise ValueError(
+            f"{path}: these weights do not fit the run's model (another architecture or class "
+            f"count?): {reason[:300]}"
+        ) from None
+
+
+__all__ = [
+    "atomic_torch_save",
+    "load_checkpoint",
+    "load_weights",
+    "read_state",
+    "rng_state",
+    "save_checkpoint",
+    "set_rng_state",
+]

@@ -12,14 +12,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from weakseg.data.dataset import DataError, Dataset
+from weakseg.data.dataset import DataError, Dataset, SkippedSamples
 from weakseg.data.sample import IGNORE
 
 
@@ -179,6 +178,7 @@ class EvalResult:
     scored: int = 0
     missing: list[str] = field(default_factory=list)
     no_ground_truth: int = 0
+    skipped: SkippedSamples = field(default_factory=SkippedSamples)
 
     @property
     def iou(self) -> np.ndarray:
@@ -196,6 +196,7 @@ class EvalResult:
             "missing": len(self.missing),
             "missing_ids": self.missing,
             "no_ground_truth": self.no_ground_truth,
+            "skipped_bad_input": self.skipped.found,
             **self.confusion.to_dict(self.class_names),
         }
 
@@ -217,6 +218,8 @@ class EvalResult:
             line += f"; {len(self.missing)} label maps MISSING and skipped ({shown})"
         if self.no_ground_truth:
             line += f"; {self.no_ground_truth} ids have no ground-truth mask (not scored)"
+        if self.skipped:
+            line += "\n" + self.skipped.describe(self.scored + len(self.skipped))
         return line
 
     def summary(self, name: str = "labels", markdown: bool = False) -> str:
@@ -234,42 +237,62 @@ def evaluate_label_dir(
     """Score ``label_dir/<id>.png`` label maps against the ground-truth masks of ``dataset``.
 
     Ids without a ground-truth mask are not scored; ids without a label file are skipped and
-    listed in ``EvalResult.missing``. A label map whose size differs from the ground truth raises
-    :class:`DataError` naming the file (evaluation is on the original image size).
+    listed in ``EvalResult.missing``; samples with bad input (an unreadable image or mask, a
+    label map whose size differs from the ground truth: evaluation is on the original image
+    size) are skipped and listed in ``EvalResult.skipped``. DataError when nothing was scored.
     """
-    from tqdm import tqdm
-
-    from weakseg.viz.palette import read_label_png
+    from weakseg.progress import progress_bar
 
     label_dir = Path(label_dir)
     names = list(dataset.classes.names)
     result = EvalResult(ConfusionMatrix(len(names)), names, str(label_dir), dataset.spec)
     ids = list(dataset.ids if ids is None else ids)
-    for sample_id in tqdm(ids, desc="eval", disable=not progress, file=sys.stderr):
-        target = dataset.load(sample_id).mask
-        if target is None:
+    for sample_id in progress_bar(ids, desc="eval", enabled=progress):
+        sample = result.skipped.load(dataset, sample_id)
+        if sample is None:
+            continue
+        if sample.mask is None:
             result.no_ground_truth += 1
             continue
         path = label_dir / f"{sample_id}.png"
         if not path.exists():
             result.missing.append(sample_id)
             continue
-        pred = read_label_png(path)
-        if pred.shape != target.shape:
-            raise DataError(
-                str(path),
-                f"label map is {pred.shape[1]}x{pred.shape[0]} (WxH) but the ground truth of "
-                f"{sample_id} is {target.shape[1]}x{target.shape[0]}; evaluation is at the "
-                "original image size",
-            )
         try:
-            result.confusion.update(pred, target)
-        except ValueError as err:  # names the file; the message says whether pred or gt is bad
-            raise DataError(str(path), f"{sample_id}: {err}") from err
+            _score_label_map(result.confusion, path, sample_id, sample.mask)
+        except DataError as err:
+            result.skipped.add(err)
+            continue
         result.scored += 1
-    if result.scored == 0 and result.missing:
-        raise DataError(str(label_dir), f"none of the {len(result.missing)} ids has a label map")
+    if result.scored == 0 and (result.missing or result.skipped):
+        problem = f"nothing scored: {len(result.missing)} ids have no label map"
+        if result.skipped:
+            problem += "; " + result.skipped.describe(len(ids))
+        raise DataError(str(label_dir), problem)
     return result
+
+
+def _score_label_map(cm: ConfusionMatrix, path: Path, sample_id: str, target: np.ndarray) -> None:
+    """Add ``path``'s label map to ``cm``; DataError naming it when it is unreadable or its size
+    differs from the ground truth."""
+    from weakseg.data.files import UNREADABLE_MASK
+    from weakseg.viz.palette import read_label_png
+
+    try:
+        pred = read_label_png(path)
+    except (OSError, ValueError) as err:
+        raise DataError(str(path), f"cannot read ({err})", UNREADABLE_MASK) from None
+    if pred.shape != target.shape:
+        raise DataError(
+            str(path),
+            f"label map is {pred.shape[1]}x{pred.shape[0]} (WxH) but the ground truth of "
+            f"{sample_id} is {target.shape[1]}x{target.shape[0]}; evaluation is at the "
+            "original image size",
+        )
+    try:
+        cm.update(pred, target)
+    except ValueError as err:  # names the file; the message says whether pred or gt is bad
+        raise DataError(str(path), f"{sample_id}: {err}") from err
 
 
 __all__ = ["ConfusionMatrix", "EvalResult", "evaluate_label_dir", "format_table"]

@@ -6,15 +6,16 @@ Every method predicts the same way at test time: only the segmentation output is
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
-from weakseg.data.dataset import Dataset
+from weakseg.data.dataset import DataError, Dataset, SkippedSamples
 from weakseg.engine.evaluate import ConfusionMatrix
+from weakseg.progress import progress_bar
 from weakseg.pseudo.crf import CrfParams, dense_crf
 
 PAD_MULTIPLE = 32  # the encoders' largest stride: inputs are padded to a multiple of it
@@ -79,14 +80,26 @@ def evaluate_model(
     crf: CrfParams | None = None,
     progress: bool = True,
     ids: Sequence[str] | None = None,
+    skipped: SkippedSamples | None = None,
 ) -> ConfusionMatrix:
-    """Confusion matrix of the model's predictions over the dataset, at each image's own size."""
+    """Confusion matrix of the model's predictions over the dataset, at each image's own size.
+
+    Samples with bad input are left out and recorded in ``skipped`` (a warning lists them when
+    no ``skipped`` is given); DataError when no sample could be scored because of them.
+    """
     model.eval()
     cm = ConfusionMatrix(len(dataset.classes))
     ids = list(ids if ids is not None else dataset.ids)
-    for sample_id in tqdm(ids, desc="eval", unit="img", disable=not progress, dynamic_ncols=True):
-        sample = dataset.load(sample_id)
-        if sample.mask is None:
+    bad = skipped if skipped is not None else SkippedSamples()
+    scored = 0
+    for sample_id in progress_bar(ids, desc="eval", unit="img", enabled=progress):
+        sample = bad.load(dataset, sample_id)
+        if sample is None or sample.mask is None:
             continue
         cm.update(predict_labels(model, sample.image, scales, flip, crf), sample.mask)
+        scored += 1
+    if bad and not scored:
+        raise DataError(dataset.spec, "no usable sample; " + bad.describe(len(ids)))
+    if bad and skipped is None:
+        warnings.warn(bad.describe(len(ids)), stacklevel=2)
     return cm

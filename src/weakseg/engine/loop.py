@@ -38,11 +38,11 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 import weakseg
 from weakseg.config import RESUMABLE_KEYS, Config, config_diff, load_config, save_config
-from weakseg.data.dataset import Dataset, open_dataset
+from weakseg.data.dataset import Dataset, UsableSubset
+from weakseg.data.specs import open_dataset
 from weakseg.data.training import (
     TrainingDataset,
     epoch_iterator,
@@ -50,7 +50,13 @@ from weakseg.data.training import (
     training_loader,
 )
 from weakseg.data.transforms import TrainTransform
-from weakseg.engine.checkpoint import atomic_torch_save, load_checkpoint, save_checkpoint
+from weakseg.engine.checkpoint import (
+    atomic_torch_save,
+    load_checkpoint,
+    load_weights,
+    read_state,
+    save_checkpoint,
+)
 from weakseg.engine.distributed import (
     DistEnv,
     barrier,
@@ -63,6 +69,7 @@ from weakseg.engine.distributed import (
 )
 from weakseg.engine.inference import evaluate_model
 from weakseg.methods import Method, build_method
+from weakseg.progress import progress_bar
 from weakseg.pseudo.store import write_json_atomic
 
 CONFIG_FILE = "config.yaml"
@@ -94,7 +101,7 @@ class Run:
     precision: str = "fp32"  # train.precision with "auto" resolved for this device
 
 
-def train(cfg: Config, run_dir: str | Path) -> dict:
+def train(cfg: Config, run_dir: str | Path, progress: bool = True) -> dict:
     """Train ``cfg`` into ``run_dir``, resuming a checkpoint found there; return the summary.
 
     Works alone or under torchrun (``WORLD_SIZE`` set: DDP, gloo on CPU, nccl on CUDA).
@@ -116,7 +123,7 @@ def train(cfg: Config, run_dir: str | Path) -> dict:
         run = build_run(cfg, run_dir, env, method, data)
         start = resume(run)
         t0 = time.perf_counter()
-        _iterate(run, start)
+        _iterate(run, start, progress)
         return finish(run, start, time.perf_counter() - t0)
     finally:
         if owns_group:
@@ -127,8 +134,11 @@ def build_training_dataset(cfg: Config, method: Method) -> TrainingDataset:
     """The config's training set with the target ``method`` trains on."""
     d = cfg.data
     transform = TrainTransform(d.crop_size, d.scale_min, d.scale_max, d.flip, d.color_jitter)
+    usable = UsableSubset(open_dataset(d.train))  # bad samples skipped, not fatal mid-run
+    if usable.skipped:
+        _say(usable.skipped.describe(len(usable.dataset)))
     return TrainingDataset(
-        open_dataset(d.train),
+        usable,
         method.label_source,
         transform,
         seed=cfg.train.seed,
@@ -311,13 +321,13 @@ def resume(run: Run) -> int:
     return info["iteration"]
 
 
-def _iterate(run: Run, start: int) -> None:
+def _iterate(run: Run, start: int, progress: bool = True) -> None:
     tc = run.cfg.train
     run.ddp_model = wrap_ddp(run.model, run.env)
     run.ddp_model.train()
     logger = MetricsLogger(run.run_dir, start) if run.env.is_main else None
-    bar = tqdm(total=tc.iterations, initial=start, desc="train", file=sys.stderr,
-               disable=not run.env.is_main, dynamic_ncols=True)  # fmt: skip
+    bar = progress_bar(total=tc.iterations, initial=start, desc="train", unit="it",
+                       enabled=progress and run.env.is_main)  # fmt: skip
     meter, batches = Meter(), None
     stages = run.method.stage_lengths(tc.iterations)
     per_step = run.cfg.data.batch_size * tc.grad_accum
@@ -583,7 +593,7 @@ def load_trained(
     # Random init is enough: every weight is overwritten, and no ImageNet file is needed.
     build_cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, weights="none"))
     model = method.build_model(build_cfg, cfg.model.num_classes)
-    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    load_weights(model, read_state(weights), weights)
     if not isinstance(device, torch.device):
         device = resolve_device(device)
     return model.to(device).eval(), cfg

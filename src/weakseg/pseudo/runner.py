@@ -8,17 +8,21 @@ sample with bad input is skipped and counted with its reason; one bad image neve
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
 import sys
+import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 
-from tqdm import tqdm
-
-from weakseg.data.dataset import DataError, open_dataset
+from weakseg.data.dataset import DataError
+from weakseg.data.specs import open_dataset
+from weakseg.outputs import writable_dir
+from weakseg.progress import progress_bar
 from weakseg.pseudo.base import Generator, make_generator
 from weakseg.pseudo.store import LabelStore
 
@@ -49,6 +53,11 @@ class LabelRunSummary:
     def num_failed(self) -> int:
         return sum(len(v) for v in self.failed.values())
 
+    @property
+    def nothing_done(self) -> bool:
+        """No id of the shard is labelled, by this run or an earlier one."""
+        return self.done + self.already_done == 0
+
     def format(self) -> str:
         lines = [
             f"{self.generator} on {self.dataset} (shard {self.shard}, {self.workers} workers) "
@@ -64,6 +73,8 @@ class LabelRunSummary:
                 lines.append(f"  {title}: {len(where)} x {problem}: {shown}")
         if self.interrupted:
             lines.append("  interrupted: re-run the same command to finish the rest")
+        elif self.nothing_done:
+            lines.append("  nothing was labelled: no usable sample in this dataset (shard)")
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
@@ -94,9 +105,25 @@ def run_labels(
     params = params or {}
     workers = workers or os.cpu_count() or 1
     gen = make_generator(generator, **params)  # fails early on a bad name or parameter
+    dataset = open_dataset(spec)  # before anything is written: a bad spec leaves no meta.json
+    writable_dir(out, "--out folder")
     store = LabelStore(out)
-    store.claim(gen.name, gen.params(), spec)
-    ids = sorted(open_dataset(spec).ids)[shard[0] :: shard[1]]
+    with store.working(shard):
+        store.claim(gen.name, gen.params(), spec, dataset.identity)
+        ids = sorted(dataset.ids)[shard[0] :: shard[1]]
+        return _label_all(spec, gen, store, ids, workers, shard, progress)
+
+
+def _label_all(
+    spec: str,
+    gen: Generator,
+    store: LabelStore,
+    ids: list[str],
+    workers: int,
+    shard: tuple[int, int],
+    progress: bool,
+) -> LabelRunSummary:
+    out = store.root
     todo = [i for i in ids if not store.has(i)]
     summary = LabelRunSummary(
         generator=gen.name, dataset=spec, out=str(out), shard=f"{shard[0]}/{shard[1]}",
@@ -104,8 +131,7 @@ def run_labels(
     )  # fmt: skip
     start = time.perf_counter()
     cpu = 0.0
-    bar = tqdm(total=len(todo), desc=f"labels:{gen.name}", unit="img", disable=not progress,
-               file=sys.stderr, dynamic_ncols=True)  # fmt: skip
+    bar = progress_bar(total=len(todo), desc=f"labels:{gen.name}", unit="img", enabled=progress)
     try:
         for status, problem, where, seconds in _results(spec, gen, out, todo, workers):
             bar.update(1)
@@ -135,7 +161,8 @@ def _results(spec: str, gen: Generator, out, todo: list[str], workers: int):
         return
     # spawn, not fork: a forked child can inherit locked OpenMP/OpenCV thread pools.
     ctx = get_context("spawn")
-    with ProcessPoolExecutor(workers, ctx, _init_worker, (spec, gen, out)) as pool:
+    init_args = (spec, gen, out, os.getpid())
+    with ProcessPoolExecutor(workers, ctx, _init_worker, init_args) as pool:
         pending = {pool.submit(_label_one, i) for i in todo[: 4 * workers]}
         queue = iter(todo[4 * workers :])
         while pending:
@@ -150,7 +177,9 @@ def _results(spec: str, gen: Generator, out, todo: list[str], workers: int):
 _WORKER: dict = {}
 
 
-def _init_worker(spec: str, gen: Generator, out) -> None:
+def _init_worker(spec: str, gen: Generator, out, parent: int | None = None) -> None:
+    if parent is not None:
+        die_with_parent(parent)
     # One worker per core: libraries must not start threads of their own on top.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     try:
@@ -162,6 +191,32 @@ def _init_worker(spec: str, gen: Generator, out) -> None:
     if "torch" in sys.modules:  # already imported while unpickling the generator
         sys.modules["torch"].set_num_threads(1)
     _WORKER.update(dataset=open_dataset(spec), generator=gen, store=LabelStore(out))
+
+
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+def die_with_parent(parent: int) -> None:
+    """Make this worker die when the process that started it dies, even by SIGKILL.
+
+    Without it, a killed ``weakseg labels`` leaves its pool workers running: they finish their
+    queue, write labels nobody counts and then wait forever for work. Linux: the kernel sends
+    SIGKILL on the parent's death (prctl PR_SET_PDEATHSIG); the check of ``getppid`` afterwards
+    covers a parent that died before the call. Elsewhere a daemon thread polls the parent pid.
+    """
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0:
+            if os.getppid() != parent:
+                os._exit(1)
+            return
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+
+
+def _watch_parent(parent: int, interval: float = 1.0) -> None:
+    while os.getppid() == parent:
+        time.sleep(interval)
+    os._exit(1)
 
 
 def _label_one(sample_id: str) -> tuple[str, str, str, float]:

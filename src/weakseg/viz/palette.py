@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image
 
 from weakseg.data.sample import IGNORE
+from weakseg.outputs import umask_mode
 
 
 def voc_colormap(n: int = 256) -> np.ndarray:
@@ -57,6 +58,7 @@ def atomic_save(path: str | os.PathLike, image: Image.Image, **save_kwargs) -> N
         with os.fdopen(fd, "wb") as f:
             jpeg = path.suffix.lower() in (".jpg", ".jpeg")
             image.save(f, format="JPEG" if jpeg else "PNG", **save_kwargs)
+        os.chmod(tmp, umask_mode())  # mkstemp makes 0600
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
