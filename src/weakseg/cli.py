@@ -3,6 +3,7 @@
 Commands:
     demo         synthetic (or any) dataset -> pseudo labels -> mIoU table + overlay pictures
     labels       run a pseudo-label generator over a dataset (parallel, sharded, resumable)
+    export-labels  a label directory as COCO instances JSON (one mask per box)
     eval-labels  score a label directory against the dataset's masks (per-class IoU, mIoU)
     fill-rates   per-class box filling rates of label directories and/or the ground truth, + plot
     doctor       check a dataset for unreadable, malformed or inconsistent files
@@ -20,13 +21,13 @@ import json
 import sys
 from pathlib import Path
 
-import yaml
-
 import weakseg
 
 
 def parse_overrides(pairs: list[str]) -> dict:
     """['iterations=5', 'bi_srgb=3.5'] -> {'iterations': 5, 'bi_srgb': 3.5} (YAML-typed values)."""
+    import yaml
+
     params = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
@@ -38,6 +39,8 @@ def parse_overrides(pairs: list[str]) -> dict:
 
 def load_params(config: str | None, overrides: list[str]) -> dict:
     """Generator parameters from an optional flat YAML file, then key=value overrides on top."""
+    import yaml
+
     params = {}
     if config:
         loaded = yaml.safe_load(Path(config).read_text()) or {}
@@ -57,7 +60,21 @@ def cmd_labels(args: argparse.Namespace) -> int:
         shard=parse_shard(args.shard), progress=not args.no_progress,
     )  # fmt: skip
     print(summary.format())
+    if args.format == "coco":
+        _export_instances(args.dataset, args.out, Path(args.out) / "instances.json")
     return 1 if summary.num_failed else 0
+
+
+def cmd_export_labels(args: argparse.Namespace) -> int:
+    _export_instances(args.dataset, args.labels, args.out or Path(args.labels) / "instances.json")
+    return 0
+
+
+def _export_instances(spec: str, labels: str, out: str | Path) -> None:
+    from weakseg.data.dataset import open_dataset
+    from weakseg.pseudo.instances import export_coco
+
+    print(export_coco(open_dataset(spec), labels, out).format())
 
 
 def cmd_eval_labels(args: argparse.Namespace) -> int:
@@ -277,7 +294,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     p.add_argument("--shard", default="0/1", help="i/n: label only every n-th id from the i-th")
     p.add_argument("--config", help="YAML file of generator parameters")
+    p.add_argument("--format", choices=("png", "coco"), default="png",
+                   help="coco: also OUT/instances.json, one mask per box (COCO RLE)")  # fmt: skip
     p.add_argument("params", nargs="*", metavar="key=value", help="generator parameter overrides")
+
+    p = command("export-labels", cmd_export_labels,
+                "write a label directory as COCO instances: one mask per box")  # fmt: skip
+    p.add_argument("--dataset", required=True, help=dataset_help + " (the labels' dataset)")
+    p.add_argument("--labels", required=True, help="directory of <id>.png label maps")
+    p.add_argument("--out", help="instances JSON to write (default: LABELS/instances.json)")
 
     p = command("eval-labels", cmd_eval_labels, "score a label directory against ground truth")
     p.add_argument("--dataset", required=True, help=dataset_help)
