@@ -64,6 +64,17 @@ def test_predict_folder_writes_label_maps_and_overlays(run_dir, tmp_path):
     labels = sorted(out.glob("*.png"))
     assert len(labels) == 2 and len(list((out / "overlays").glob("*.png"))) == 2
     assert read_label_png(labels[0]).shape == (160, 224)
+    # predictions.json: per image, each class present and its share of the pixels.
+    summary = json.loads((out / "predictions.json").read_text())
+    names = list(SyntheticDataset(1).classes.names)
+    assert summary["classes"] == names and len(summary["images"]) == 2
+    for entry in summary["images"]:
+        label_map = read_label_png(out / entry["labels"])
+        counts = np.bincount(label_map.ravel(), minlength=len(names))
+        expected = {names[c]: counts[c] / label_map.size for c in np.flatnonzero(counts)}
+        assert entry["classes"].keys() == expected.keys()
+        for name, share in expected.items():
+            assert entry["classes"][name] == pytest.approx(share, abs=1e-5)
 
 
 def test_export_matches_pytorch(run_dir, tmp_path):

@@ -187,14 +187,16 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from weakseg.data.files import read_image
     from weakseg.engine.inference import predict_labels
     from weakseg.engine.loop import load_trained
-    from weakseg.viz.overlay import overlay, save_png, side_by_side
+    from weakseg.predictions import class_shares, run_class_names, write_predictions_json
+    from weakseg.viz.overlay import overlay, save_png, side_by_side, with_legend
     from weakseg.viz.palette import save_label_png
 
     model, cfg = load_trained(args.run_dir, args.device)
     options = _eval_options(args, cfg)
+    names = run_class_names(cfg, cfg.model.num_classes)
     out = Path(args.out)
     paths = _image_paths(args.inputs)
-    skipped = 0
+    skipped, entries = 0, []
     for path in paths:
         try:
             image = read_image(path)
@@ -205,9 +207,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
         labels = predict_labels(model, image, **options)
         save_label_png(out / f"{path.stem}.png", labels)
         picture = side_by_side([("image", image), ("prediction", overlay(image, labels))])
-        save_png(out / "overlays" / f"{path.stem}.png", picture)
-    print(f"predicted {len(paths) - skipped} images into {out} (overlays in {out / 'overlays'})"
-          + (f"; skipped {skipped} unreadable" if skipped else ""))  # fmt: skip
+        save_png(out / "overlays" / f"{path.stem}.png", with_legend(picture, [labels], names))
+        entries.append({"image": str(path), "labels": f"{path.stem}.png",
+                        "classes": class_shares(labels, names)})  # fmt: skip
+    summary = write_predictions_json(out, args.run_dir, names, entries)
+    skip_note = f"; skipped {skipped} unreadable" if skipped else ""
+    print(f"predicted {len(paths) - skipped} images into {out} (overlays in {out / 'overlays'}, "
+          f"summary in {summary}){skip_note}")  # fmt: skip
     return 0
 
 
@@ -216,6 +222,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from weakseg.engine.loop import load_trained
     from weakseg.pseudo.store import LabelStore
     from weakseg.viz.maps import write_model_report
+    from weakseg.viz.report import run_eval_tables
 
     model, cfg = load_trained(args.run_dir, args.device, args.snapshot)
     dataset = open_dataset(args.dataset or cfg.data.val)
@@ -232,7 +239,10 @@ def cmd_report(args: argparse.Namespace) -> int:
         title += f", weights after {args.snapshot} iterations"
     labels = args.labels or (cfg.data.labels if cfg.train.method == "bana" else "")
     store = LabelStore(labels) if labels else None
-    page = write_model_report(model, samples, dataset.classes.names, out, title, store)
+    tables, names = run_eval_tables(args.run_dir)
+    if names != list(dataset.classes.names):
+        tables = {}  # evaluated on another class list: not comparable row by row
+    page = write_model_report(model, samples, dataset.classes.names, out, title, store, tables)
     print(f"wrote {len(samples)} pictures and {page}")
     return 0
 
