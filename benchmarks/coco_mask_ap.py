@@ -18,6 +18,7 @@ import argparse
 import contextlib
 import io
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -93,6 +94,7 @@ def generator_row(data: Path, gen: str, out: Path, workers: int) -> dict:
         "wall_seconds": sum(r["wall_seconds"] for r in runs),
         "cpu_seconds_per_image": runs[-1]["cpu_seconds_per_image"],
         "mask_ap": mask_ap(gt, exported), "mean_instance_iou": paired_iou(gt, exported),
+        "load_average": os.getloadavg()[0],  # wall-clock times stretch on busy cores
     }  # fmt: skip
 
 
@@ -119,6 +121,18 @@ def render(rows: dict[str, dict]) -> str:
         lines.append(f"| {gen} | {ap} | {100 * r['mean_instance_iou']:.1f} | {r['instances']} | "
                      f"{r['cpu_seconds_per_image']:.2f} | {r['wall_seconds']:.0f} s | "
                      f"`{r['command']}` |")  # fmt: skip
+    notes = [f"- {gen}: {rows[f'ap-{gen}']['note']}" for gen in GENERATORS
+             if "note" in rows.get(f"ap-{gen}", {})]  # fmt: skip
+    loads = [f"{g} {rows[f'ap-{g}']['load_average']:.1f}" for g in GENERATORS
+             if "load_average" in rows.get(f"ap-{g}", {})]  # fmt: skip
+    if loads:
+        notes.append(f"- 1-minute load average at the end of each row: {', '.join(loads)}.")
+    if notes:
+        lines += [
+            "",
+            "s/img and wall are wall-clock times (the mean per image of the worker):",
+            *notes,
+        ]
     measured = sorted({f"{r['machine']}, {r['date']}" for r in rows.values()})
     if measured:
         lines += [
