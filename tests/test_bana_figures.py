@@ -19,8 +19,15 @@ from weakseg.viz.maps import (
     model_maps,
     nal_sigma,
 )
+from weakseg.viz.overlay import classes_shown, legend
 
 PAD, TITLE = 4, 18  # side_by_side's defaults
+NAMES = [str(i) for i in range(6)]
+
+
+def legend_height(sample, width: int) -> int:
+    """Rows of the legend under a figure: the classes of the mask and the boxes."""
+    return legend(classes_shown([sample.mask], sample.box_labels), NAMES, width).shape[0]
 
 
 def _model(config: str, method: str, *overrides: str) -> torch.nn.Module:
@@ -84,15 +91,16 @@ def test_figures_have_one_panel_per_map(sample):
         fig = cam_comparison_figure(
             [("GAP", gap), ("BAP", bap)], sample, [str(i) for i in range(6)]
         )
-        # image | ground truth | (CAM, u_0) per classifier
-        assert fig.shape == (TITLE + h + 2 * PAD, 6 * w + 7 * PAD, 3)
+        # image | ground truth | (CAM, u_0) per classifier, then the legend
+        width = 6 * w + 7 * PAD
+        assert fig.shape == (TITLE + h + 2 * PAD + legend_height(sample, width), width, 3)
         y_crf = sample.mask
         y_ret = np.where(np.arange(w)[None] < w // 2, y_crf, 0).astype(np.uint8)
         fig = confidence_figure([("1", seg), ("2", seg), ("3", seg)], sample, y_crf, y_ret,
                                 [str(i) for i in range(6)])  # fmt: skip
-    # top: image | ground truth | Y_crf | Y_crf with ~S; bottom: three sigma maps
-    strip = TITLE + h + 2 * PAD
-    assert fig.shape == (2 * strip + PAD, 4 * w + 5 * PAD, 3)
+    # top: image | ground truth | Y_crf | Y_crf with ~S; bottom: three sigma maps; legend
+    strip, width = TITLE + h + 2 * PAD, 4 * w + 5 * PAD
+    assert fig.shape == (2 * strip + PAD + legend_height(sample, width), width, 3)
     with pytest.raises(ValueError, match="boxes"):
         empty = open_dataset("synthetic:1:3")[0]
         empty.boxes, empty.box_labels = empty.boxes[:0], empty.box_labels[:0]

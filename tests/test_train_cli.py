@@ -8,6 +8,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
+from PIL import Image
 
 from weakseg.cli import main
 from weakseg.demo import DemoSettings, run_demo
@@ -64,6 +65,36 @@ def test_predict_folder_writes_label_maps_and_overlays(run_dir, tmp_path):
     labels = sorted(out.glob("*.png"))
     assert len(labels) == 2 and len(list((out / "overlays").glob("*.png"))) == 2
     assert read_label_png(labels[0]).shape == (160, 224)
+    # The overlay strip (title, 4 px pads, 160 px panels) has a legend below it.
+    overlay_png = np.asarray(Image.open(out / "overlays" / labels[0].name))
+    assert overlay_png.shape[0] > 18 + 160 + 8
+    # predictions.json: per image, each class present and its share of the pixels.
+    summary = json.loads((out / "predictions.json").read_text())
+    names = list(SyntheticDataset(1).classes.names)
+    assert summary["classes"] == names and len(summary["images"]) == 2
+    for entry in summary["images"]:
+        label_map = read_label_png(out / entry["labels"])
+        counts = np.bincount(label_map.ravel(), minlength=len(names))
+        expected = {names[c]: counts[c] / label_map.size for c in np.flatnonzero(counts)}
+        assert entry["classes"].keys() == expected.keys()
+        for name, share in expected.items():
+            assert entry["classes"][name] == pytest.approx(share, abs=1e-5)
+
+
+def test_report_page_has_the_eval_table_and_opens_in_a_browser(run_dir, tmp_path):
+    from tests.viz.test_legend_report import BROWSER, Cells, open_in_chromium
+
+    assert main(["eval", "--run-dir", str(run_dir), "--no-progress", "--tag", "t1"]) == 0
+    assert main(["report", "--run-dir", str(run_dir), "--limit", "2", "--device", "cpu",
+                 "--out", str(tmp_path / "report")]) == 0  # fmt: skip
+    page = tmp_path / "report" / "index.html"
+    parser = Cells()
+    parser.feed(page.read_text())
+    assert len(parser.tables) == 1 and "t1 (synthetic:2:1)" in [c[0] for c in parser.tables[0][0]]
+    assert len(parser.images) == 2 and all((page.parent / s).is_file() for s in parser.images)
+    if BROWSER:
+        seen, errors = open_in_chromium(page, tmp_path)
+        assert errors == [] and all(ok for _, ok in seen["images"])
 
 
 def test_export_matches_pytorch(run_dir, tmp_path):

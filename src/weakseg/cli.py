@@ -3,6 +3,7 @@
 Commands:
     demo         synthetic (or any) dataset -> pseudo labels -> mIoU table + overlay pictures
     labels       run a pseudo-label generator over a dataset (parallel, sharded, resumable)
+    export-labels  a label directory as COCO instances JSON (one mask per box)
     eval-labels  score a label directory against the dataset's masks (per-class IoU, mIoU)
     fill-rates   per-class box filling rates of label directories and/or the ground truth, + plot
     doctor       check a dataset for unreadable, malformed or inconsistent files
@@ -60,7 +61,21 @@ def cmd_labels(args: argparse.Namespace) -> int:
         shard=parse_shard(args.shard), progress=not args.no_progress,
     )  # fmt: skip
     print(summary.format())
+    if args.format == "coco":
+        _export_instances(args.dataset, args.out, Path(args.out) / "instances.json")
     return 1 if summary.num_failed or summary.nothing_done else 0
+
+
+def cmd_export_labels(args: argparse.Namespace) -> int:
+    _export_instances(args.dataset, args.labels, args.out or Path(args.labels) / "instances.json")
+    return 0
+
+
+def _export_instances(spec: str, labels: str, out: str | Path) -> None:
+    from weakseg.data.dataset import open_dataset
+    from weakseg.pseudo.instances import export_coco
+
+    print(export_coco(open_dataset(spec), labels, out).format())
 
 
 def cmd_eval_labels(args: argparse.Namespace) -> int:
@@ -214,14 +229,16 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from weakseg.data.files import read_image
     from weakseg.engine.inference import predict_labels
     from weakseg.engine.loop import load_trained
-    from weakseg.viz.overlay import overlay, save_png, side_by_side
+    from weakseg.predictions import class_shares, run_class_names, write_predictions_json
+    from weakseg.viz.overlay import overlay, save_png, side_by_side, with_legend
     from weakseg.viz.palette import save_label_png
 
     paths = _image_paths(args.inputs)
     out = writable_dir(args.out, "--out folder")
     model, cfg = load_trained(args.run_dir, args.device)
     options = _eval_options(args, cfg)
-    skipped = 0
+    names = run_class_names(cfg, cfg.model.num_classes)
+    skipped, entries = 0, []
     for path in paths:
         try:
             image = read_image(path)
@@ -232,9 +249,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
         labels = predict_labels(model, image, **options)
         save_label_png(out / f"{path.stem}.png", labels)
         picture = side_by_side([("image", image), ("prediction", overlay(image, labels))])
-        save_png(out / "overlays" / f"{path.stem}.png", picture)
-    print(f"predicted {len(paths) - skipped} images into {out} (overlays in {out / 'overlays'})"
-          + (f"; skipped {skipped} unreadable" if skipped else ""))  # fmt: skip
+        save_png(out / "overlays" / f"{path.stem}.png", with_legend(picture, [labels], names))
+        entries.append({"image": str(path), "labels": f"{path.stem}.png",
+                        "classes": class_shares(labels, names)})  # fmt: skip
+    summary = write_predictions_json(out, args.run_dir, names, entries)
+    skip_note = f"; skipped {skipped} unreadable" if skipped else ""
+    print(f"predicted {len(paths) - skipped} images into {out} (overlays in {out / 'overlays'}, "
+          f"summary in {summary}){skip_note}")  # fmt: skip
     return 0
 
 
@@ -243,6 +264,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from weakseg.engine.loop import load_trained
     from weakseg.pseudo.store import LabelStore
     from weakseg.viz.maps import write_model_report
+    from weakseg.viz.report import run_eval_tables
 
     model, cfg = load_trained(args.run_dir, args.device, args.snapshot)
     dataset = open_dataset(_dataset_spec(args, cfg))
@@ -260,7 +282,10 @@ def cmd_report(args: argparse.Namespace) -> int:
         title += f", weights after {args.snapshot} iterations"
     labels = args.labels or (cfg.data.labels if cfg.train.method == "bana" else "")
     store = LabelStore(labels) if labels else None
-    page = write_model_report(model, samples, dataset.classes.names, out, title, store)
+    tables, names = run_eval_tables(args.run_dir)
+    if names != list(dataset.classes.names):
+        tables = {}  # evaluated on another class list: not comparable row by row
+    page = write_model_report(model, samples, dataset.classes.names, out, title, store, tables)
     print(f"wrote {len(samples)} pictures and {page}")
     return 0
 
@@ -349,7 +374,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     p.add_argument("--shard", default="0/1", help="i/n: label only every n-th id from the i-th")
     p.add_argument("--config", help="YAML file of generator parameters")
+    p.add_argument("--format", choices=("png", "coco"), default="png",
+                   help="coco: also OUT/instances.json, one mask per box (COCO RLE)")  # fmt: skip
     p.add_argument("params", nargs="*", metavar="key=value", help="generator parameter overrides")
+
+    p = command("export-labels", cmd_export_labels,
+                "write a label directory as COCO instances: one mask per box")  # fmt: skip
+    p.add_argument("--dataset", required=True, help=dataset_help + " (the labels' dataset)")
+    p.add_argument("--labels", required=True, help="directory of <id>.png label maps")
+    p.add_argument("--out", help="instances JSON to write (default: LABELS/instances.json)")
 
     p = command("eval-labels", cmd_eval_labels, "score a label directory against ground truth")
     p.add_argument("--dataset", required=True, help=dataset_help)

@@ -21,7 +21,7 @@ from weakseg.engine.evaluate import ConfusionMatrix, format_table
 from weakseg.fillrate import fill_rate_stats, plot_fill_rates
 from weakseg.pseudo.runner import run_labels
 from weakseg.pseudo.store import LabelStore, write_json_atomic
-from weakseg.viz.overlay import overlay, save_png, side_by_side
+from weakseg.viz.overlay import overlay, save_png, side_by_side, with_legend
 from weakseg.viz.report import write_report
 
 GENERATORS = ("box", "grabcut", "crf-box")
@@ -116,25 +116,18 @@ def write_pictures(data, out: Path, label_cms: dict, model_cms: dict, s: DemoSet
     names = data.classes.names
     for sample_id in data.ids[:NUM_PICTURES]:
         sample = data.load(sample_id)
-        panels = [
-            (
-                "image + boxes",
-                overlay(
-                    sample.image,
-                    None,
-                    boxes=sample.boxes,
-                    box_labels=sample.box_labels,
-                    class_names=names,
-                ),
-            )
-        ]
+        boxed = overlay(sample.image, None, boxes=sample.boxes, box_labels=sample.box_labels,
+                        class_names=names)  # fmt: skip
+        panels, shown = [("image + boxes", boxed)], [sample.mask]
         if sample.mask is not None:
             panels.append(("ground truth", overlay(sample.image, sample.mask)))
         for name in label_cms:
             store = LabelStore(out / "labels" / name)
             if store.has(sample_id):
-                panels.append((name, overlay(sample.image, store.read(sample_id))))
-        save_png(out / "overlays" / f"{sample_id}.png", side_by_side(panels))
+                shown.append(store.read(sample_id))
+                panels.append((name, overlay(sample.image, shown[-1])))
+        picture = with_legend(side_by_side(panels), shown, names, sample.box_labels)
+        save_png(out / "overlays" / f"{sample_id}.png", picture)
     if model_cms:
         write_predictions(out, list(model_cms), s)
     rates = {"ground truth": fill_rate_stats(data, None)}
@@ -150,9 +143,11 @@ def write_predictions(out: Path, run_names: list[str], s: DemoSettings) -> None:
     models = {n: load_trained(out / "runs" / n, "auto")[0] for n in run_names}
     for sample_id in val.ids[:NUM_PICTURES]:
         sample = val.load(sample_id)
-        panels = [("image", sample.image)]
+        panels, shown = [("image", sample.image)], [sample.mask]
         if sample.mask is not None:
             panels.append(("ground truth", overlay(sample.image, sample.mask)))
         for name, model in models.items():
-            panels.append((name, overlay(sample.image, predict_labels(model, sample.image))))
-        save_png(out / "predictions" / f"{sample_id}.png", side_by_side(panels))
+            shown.append(predict_labels(model, sample.image))
+            panels.append((name, overlay(sample.image, shown[-1])))
+        picture = with_legend(side_by_side(panels), shown, val.classes.names)
+        save_png(out / "predictions" / f"{sample_id}.png", picture)

@@ -170,6 +170,16 @@ class COCODataset(Dataset):
             "(paths must not contain ':')"
         )
 
+    def coco_image_entry(self, sample_id: str) -> dict:
+        """The JSON's ``images`` entry of one sample (its COCO id, file name, size, ...)."""
+        return dict(self._coco.imgs[self._image_of[sample_id]])
+
+    def coco_categories(self) -> tuple[list[dict], dict[int, int]]:
+        """The JSON's categories that the class mode keeps, and class index -> category id."""
+        kept = [c for c in self._coco.dataset["categories"] if c["id"] in self._label_of]
+        kept = sorted(kept, key=lambda c: self._label_of[c["id"]])
+        return [dict(c) for c in kept], {self._label_of[c["id"]]: c["id"] for c in kept}
+
     def _index_images(self) -> dict[str, int]:
         image_of: dict[str, int] = {}
         for k, info in enumerate(self._coco.dataset["images"]):

@@ -9,14 +9,16 @@ the map named "labels" is the main one.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import math
 import typing
 from abc import ABC, abstractmethod
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-import numpy as np
+if TYPE_CHECKING:  # annotations only: `weakseg --help` lists the generators without numpy
+    import numpy as np
 
-from weakseg.data.sample import Sample
+    from weakseg.data.sample import Sample
 
 
 class Generator(ABC):
@@ -34,15 +36,14 @@ class Generator(ABC):
 
 
 def generator_names() -> list[str]:
-    return sorted(_registry())
+    return sorted(GENERATORS)
 
 
 def make_generator(name: str, **params) -> Generator:
     """Build a generator by name; ``params`` override its dataclass defaults."""
-    registry = _registry()
-    if name not in registry:
-        raise ValueError(f"unknown generator {name!r}; choose from {', '.join(sorted(registry))}")
-    cls = registry[name]
+    if name not in GENERATORS:
+        raise ValueError(f"unknown generator {name!r}; choose from {', '.join(generator_names())}")
+    cls = generator_class(name)
     known = {f.name for f in dataclasses.fields(cls) if f.init}
     unknown = set(params) - known
     if unknown:
@@ -81,12 +82,16 @@ def check_param(generator: str, key: str, value: object, wanted: type) -> None:
         raise ValueError(f"generator {generator!r}: parameter {key}={value!r} must be >= {low}")
 
 
-def _registry() -> dict[str, type[Generator]]:
-    # Imported here so that `weakseg labels --generator box` does not import OpenCV or pydensecrf.
-    from weakseg.pseudo.bana import BanaGenerator
-    from weakseg.pseudo.box import BoxGenerator
-    from weakseg.pseudo.crf import CrfBoxGenerator
-    from weakseg.pseudo.grabcut import GrabCutGenerator
+# name -> (module, class). Only the chosen generator's module is imported, so that
+# `weakseg labels --generator box` imports neither OpenCV, pydensecrf nor torch.
+GENERATORS = {
+    "bana": ("weakseg.pseudo.bana", "BanaGenerator"),
+    "box": ("weakseg.pseudo.box", "BoxGenerator"),
+    "crf-box": ("weakseg.pseudo.crf", "CrfBoxGenerator"),
+    "grabcut": ("weakseg.pseudo.grabcut", "GrabCutGenerator"),
+}
 
-    generators = (BoxGenerator, GrabCutGenerator, CrfBoxGenerator, BanaGenerator)
-    return {g.name: g for g in generators}
+
+def generator_class(name: str) -> type[Generator]:
+    module, cls = GENERATORS[name]
+    return getattr(importlib.import_module(module), cls)

@@ -182,12 +182,10 @@ def _init_worker(spec: str, gen: Generator, out, parent: int | None = None) -> N
         die_with_parent(parent)
     # One worker per core: libraries must not start threads of their own on top.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    try:
-        import cv2
-
-        cv2.setNumThreads(1)
-    except ImportError:
-        pass
+    # Only libraries the generator already imported (while being unpickled): a box generator
+    # must not pay for importing OpenCV or torch.
+    if "cv2" in sys.modules:
+        sys.modules["cv2"].setNumThreads(1)
     if "torch" in sys.modules:  # already imported while unpickling the generator
         sys.modules["torch"].set_num_threads(1)
     _WORKER.update(dataset=open_dataset(spec), generator=gen, store=LabelStore(out))

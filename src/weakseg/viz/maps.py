@@ -17,7 +17,15 @@ import torch.nn.functional as F
 
 from weakseg.data.boxes import background_mask, box_area
 from weakseg.data.sample import Sample
-from weakseg.viz.overlay import draw_box, heatmap, overlay, save_png, side_by_side, stack_rows
+from weakseg.viz.overlay import (
+    draw_box,
+    heatmap,
+    overlay,
+    save_png,
+    side_by_side,
+    stack_rows,
+    with_legend,
+)
 from weakseg.viz.palette import VOC_PALETTE
 from weakseg.viz.uncertainty import uncertainty_panels
 
@@ -149,7 +157,7 @@ def classifier_figure(
     image = sample.image
     panels = _image_panels(sample, class_names)
     if len(sample.boxes) == 0:
-        return side_by_side(panels)
+        return with_legend(side_by_side(panels), [sample.mask], class_names)
     maps = bana_maps(model, sample)
     panels.append(("background attention A", heatmap(image, maps["A"])))
     panels.append(("u_0 (A, 0.99 max)", heatmap(image, maps["u_0"])))
@@ -158,7 +166,8 @@ def classifier_figure(
     labels = BanaGenerator.for_model(model).generate_maps(sample)
     panels.append(("Y_crf", overlay(image, labels["labels"])))
     panels.append(("Y_ret", overlay(image, labels["ret"])))
-    return side_by_side(panels)
+    shown = [sample.mask, labels["labels"], labels["ret"]]
+    return with_legend(side_by_side(panels), shown, class_names, sample.box_labels)
 
 
 def cam_comparison_figure(
@@ -176,7 +185,7 @@ def cam_comparison_figure(
         maps = bana_maps(model, sample)
         panels.append((f"{name} CAM: {class_names[c]}", heatmap(image, maps[f"cam:{c}"])))
         panels.append((f"{name} u_0", heatmap(image, maps["u_0"])))
-    return side_by_side(panels)
+    return with_legend(side_by_side(panels), [sample.mask], class_names, sample.box_labels)
 
 
 def nal_sigma(model: torch.nn.Module, image: np.ndarray, y_crf: np.ndarray) -> np.ndarray:
@@ -206,7 +215,8 @@ def confidence_figure(
     top = [*_image_panels(sample, class_names), ("Y_crf", overlay(image, y_crf)),
            ("Y_crf, ~S marked", overlay(image, unreliable))]  # fmt: skip
     bottom = [(f"sigma, {t}", heatmap(image, nal_sigma(m, image, y_crf))) for t, m in snapshots]
-    return stack_rows([side_by_side(top), side_by_side(bottom)])
+    figure = stack_rows([side_by_side(top), side_by_side(bottom)])
+    return with_legend(figure, [sample.mask, y_crf], class_names, sample.box_labels)
 
 
 def sample_figure(
@@ -248,15 +258,19 @@ def sample_figure(
         panels.append(("Y_ret", overlay(image, y_ret)))
         panels.append(("~S (disagree)", heatmap(image, disagree)))
         panels.append(("sigma on ~S", heatmap(image, nal_sigma(model, image, y_crf) * disagree)))
-    return side_by_side(panels)
+    shown = [sample.mask, maps["seg"], *(labels.values() if labels else ())]
+    return with_legend(side_by_side(panels), shown, class_names, sample.box_labels)
 
 
 def write_model_report(
     model: torch.nn.Module, samples: Sequence[Sample], class_names: Sequence[str], out: Path,
-    title: str, label_store=None,
+    title: str, label_store=None, tables: dict | None = None,
 ) -> Path:  # fmt: skip
     """Write one PNG per sample under ``out`` and ``out/index.html`` showing them; return it.
-    ``label_store``: a LabelStore with Y_crf / Y_ret for the BANA confidence panels."""
+    ``label_store``: a LabelStore with Y_crf / Y_ret for the BANA confidence panels;
+    ``tables``: {column: ConfusionMatrix} shown as a per-class IoU table (e.g. the run's evals)."""
+    from weakseg.viz.report import html_table, write_page
+
     out.mkdir(parents=True, exist_ok=True)
     names = []
     for sample in samples:
@@ -271,23 +285,24 @@ def write_model_report(
         save_png(out / name, stack_rows([figure]))
         names.append(name)
     heads = ", ".join(sorted(getattr(model, "heads", {"seg": None})))
-    parts = [f"<h1>{html.escape(title)}</h1>",
-             f"<p>Heads: {html.escape(heads)}. Attention maps are sigmoid values 0 (blue) to 1 "
-             "(red) with their box (Box2Seg Fig. 4); affinity maps show the cosine similarity "
-             "(Eq. 9) of every pixel's embedding to the marked pixel, -1 (blue) to 1 (red) "
-             "(Fig. 5). BANA: A and u_0 are background scores, u_c normalised CAMs (Eq. 5-7); "
-             "sigma is the noise-aware loss's confidence (Eq. 12) on the pixels where Y_crf and "
-             "Y_ret disagree. Label uncertainty: the learned variance, the bootstrapping weight "
-             "1 - W (Eq. 11) and the pixels of the box target flipped where the variance "
-             "exceeds tau (Eq. 10, 16; Neven et al. Fig. 5-6).</p>"]  # fmt: skip
-    parts += [f'<h3>{html.escape(n[:-4])}</h3><img src="{html.escape(n)}">' for n in names]
-    doc = (f"<!doctype html><meta charset=utf-8><title>{html.escape(title)}</title>"
-           "<style>body{font-family:sans-serif;margin:2em}img{max-width:100%}</style>"
-           + "\n".join(parts))  # fmt: skip
+    parts = [f"<h1>{html.escape(title)}</h1>"]
+    if tables:
+        parts += ["<h2>Evaluations of this run</h2>",
+                  "<p>IoU per class and mIoU, %, from RUN_DIR/eval/; the best value of each row "
+                  "in bold.</p>", html_table(tables, class_names)]  # fmt: skip
+    parts += [f"<p>Heads: {html.escape(heads)}. Under each picture, the colour and name of "
+              "every class it shows. Attention maps are sigmoid values 0 (blue) to 1 "
+              "(red) with their box (Box2Seg Fig. 4); affinity maps show the cosine similarity "
+              "(Eq. 9) of every pixel's embedding to the marked pixel, -1 (blue) to 1 (red) "
+              "(Fig. 5). BANA: A and u_0 are background scores, u_c normalised CAMs (Eq. 5-7); "
+              "sigma is the noise-aware loss's confidence (Eq. 12) on the pixels where Y_crf and "
+              "Y_ret disagree. Label uncertainty: the learned variance, the bootstrapping weight "
+              "1 - W (Eq. 11) and the pixels of the box target flipped where the variance "
+              "exceeds tau (Eq. 10, 16; Neven et al. Fig. 5-6).</p>"]  # fmt: skip
+    parts += [f'<h3>{html.escape(n[:-4])}</h3><img src="{html.escape(n)}" '
+              f'alt="{html.escape(n[:-4])}">' for n in names]  # fmt: skip
     index = out / "index.html"
-    tmp = index.with_name(f".{index.name}.tmp")
-    tmp.write_text(doc)
-    tmp.replace(index)
+    write_page(index, title, parts)
     return index
 
 

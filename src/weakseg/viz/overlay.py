@@ -1,15 +1,16 @@
-"""Label maps blended over images, boxes with class names, and titled side-by-side strips."""
+"""Label maps blended over images, boxes with class names, titled side-by-side strips, and a
+legend of the classes a picture shows."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import cv2
 import numpy as np
 from PIL import Image
 
-from weakseg.viz.palette import VOC_PALETTE, atomic_save, colorize
+from weakseg.viz.palette import IGNORE, VOC_PALETTE, atomic_save, colorize
 
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 
@@ -122,6 +123,67 @@ def stack_rows(rows: Sequence[np.ndarray], pad: int = 4) -> np.ndarray:
     return out
 
 
+def classes_shown(maps: Iterable[np.ndarray | None], extra: Iterable[int] = ()) -> list[int]:
+    """Sorted class indices an overlay paints: those in ``maps`` (e.g. label maps) and ``extra``
+    (e.g. box labels), without background (0), which overlays leave unpainted."""
+    found = {int(c) for c in extra}
+    for m in maps:
+        if m is not None:
+            found.update(int(c) for c in np.unique(m))
+    found.discard(0)
+    return sorted(found)
+
+
+def legend(
+    classes: Sequence[int], class_names: Sequence[str], width: int, pad: int = 4, row: int = 18
+) -> np.ndarray:
+    """A white strip ``width`` pixels wide naming each class with a swatch of its VOC colour,
+    wrapped into as many rows as needed; 255 is "ignore". H x width x 3 uint8 RGB."""
+    entries = []
+    for c in classes:
+        name = "ignore" if c == IGNORE else (class_names[c] if c < len(class_names) else f"{c}")
+        text = _fit_text(name, max(width - 2 * pad - row, 8))
+        text_width = cv2.getTextSize(text, _FONT, 0.45, 1)[0][0]
+        entries.append((c, text, row + text_width + 3 * pad))
+    lines: list[list[tuple[int, str, int]]] = [[]]
+    used = pad
+    for entry in entries:
+        if lines[-1] and used + entry[2] > width:
+            lines.append([])
+            used = pad
+        lines[-1].append(entry)
+        used += entry[2]
+    strip = np.full((pad + row * len(lines), width, 3), 255, dtype=np.uint8)
+    for k, line in enumerate(lines):
+        x, y = pad, pad + k * row
+        for c, text, advance in line:
+            colour = tuple(int(v) for v in VOC_PALETTE[c])
+            cv2.rectangle(strip, (x, y + 2), (x + row - 6, y + row - 4), colour, -1)
+            cv2.rectangle(strip, (x, y + 2), (x + row - 6, y + row - 4), (0, 0, 0), 1)
+            cv2.putText(strip, text, (x + row, y + row - 5), _FONT, 0.45, (0, 0, 0), 1,
+                        cv2.LINE_AA)  # fmt: skip
+            x += advance
+    return strip
+
+
+def with_legend(
+    picture: np.ndarray,
+    maps: Iterable[np.ndarray | None],
+    class_names: Sequence[str],
+    extra: Iterable[int] = (),
+) -> np.ndarray:
+    """``picture`` with a legend below of every class in ``maps`` and ``extra`` (see
+    :func:`classes_shown`); a picture that shows no class gets the line "background only"."""
+    classes = classes_shown(maps, extra)
+    if classes:
+        strip = legend(classes, class_names, picture.shape[1])
+    else:
+        strip = np.full((22, picture.shape[1], 3), 255, dtype=np.uint8)
+        cv2.putText(strip, _fit_text("background only", picture.shape[1] - 8), (4, 16), _FONT,
+                    0.45, (0, 0, 0), 1, cv2.LINE_AA)  # fmt: skip
+    return np.concatenate([_as_rgb(picture), strip], axis=0)
+
+
 def _fit_text(text: str, width: int) -> str:
     """Shorten ``text`` with '..' until it fits ``width`` pixels."""
     while len(text) > 1 and cv2.getTextSize(text, _FONT, 0.45, 1)[0][0] > width:
@@ -142,4 +204,7 @@ def save_png(path: str | os.PathLike, rgb: np.ndarray) -> None:
     atomic_save(path, Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8)))
 
 
-__all__ = ["overlay", "draw_box", "heatmap", "side_by_side", "stack_rows", "save_png"]
+__all__ = [
+    "classes_shown", "draw_box", "heatmap", "legend", "overlay", "save_png", "side_by_side",
+    "stack_rows", "with_legend",
+]  # fmt: skip
