@@ -72,7 +72,7 @@ def cmd_export_labels(args: argparse.Namespace) -> int:
 
 
 def _export_instances(spec: str, labels: str, out: str | Path) -> None:
-    from weakseg.data.dataset import open_dataset
+    from weakseg.data.specs import open_dataset
     from weakseg.pseudo.instances import export_coco
 
     print(export_coco(open_dataset(spec), labels, out).format())

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from weakseg.config import Config
-from weakseg.data.dataset import open_dataset
+from weakseg.data.specs import open_dataset
 from weakseg.pseudo.store import write_json_atomic
 
 

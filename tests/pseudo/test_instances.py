@@ -15,7 +15,7 @@ from pycocotools.coco import COCO
 from tests.fixtures_data import make_coco, sample_image, write_jpeg
 from weakseg.cli import main
 from weakseg.data.coco import COCODataset
-from weakseg.data.dataset import open_dataset
+from weakseg.data.specs import open_dataset
 from weakseg.pseudo.instances import encode_rle, export_coco, instance_masks
 from weakseg.pseudo.store import LabelStore
 
