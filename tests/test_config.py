@@ -91,13 +91,23 @@ def test_shipped_configs_load_and_name_a_method(path):
         assert cfg.data.labels, "pseudo-label methods need data.labels"
 
 
-def test_voc_configs_share_one_budget():
-    """Every VOC segmentation config (not BANA's stage-1 classifier) trains on one budget."""
-    voc = [load_config(p) for p in CONFIGS if p.name.startswith("voc_")]
-    voc = [c for c in voc if c.train.method != "bana-classifier"]
-    assert len(voc) == 11
-    budgets = {(c.train.iterations, c.data.batch_size, c.data.crop_size, c.train.lr) for c in voc}
-    assert len(budgets) == 1
+def _budget(c) -> tuple:
+    m, d, t = c.model, c.data, c.train
+    return (t.iterations, d.batch_size, d.crop_size, t.lr, t.optimizer, t.loss_stride, m.encoder,
+            m.decoder, m.decoder_channels, m.freeze, d.cache_views, d.cache_seed)  # fmt: skip
+
+
+def test_voc_configs_share_one_budget_per_protocol():
+    """Every VOC segmentation config (not BANA's stage-1 classifier) trains on its protocol's
+    budget: the earlier full fine-tuning (voc_*.yaml) or the CPU protocol (voc_*_cpu.yaml)."""
+    voc = {p.name: load_config(p) for p in CONFIGS if p.name.startswith("voc_")}
+    voc = {n: c for n, c in voc.items() if c.train.method != "bana-classifier"}
+    cpu = [c for n, c in voc.items() if n.endswith("_cpu.yaml")]
+    earlier = [c for n, c in voc.items() if not n.endswith("_cpu.yaml")]
+    assert len(earlier) == 11 and len(cpu) >= 11
+    assert len({_budget(c) for c in earlier}) == 1
+    assert len({_budget(c) for c in cpu}) == 1
+    assert cpu[0].model.freeze == "all" and cpu[0].data.cache_views > 0
 
 
 def test_eval_crf_fields_map_onto_crf_params():
