@@ -97,7 +97,7 @@ def test_evaluate_label_dir(tmp_path):
     assert result.summary().splitlines()[-1] == result.describe()
 
     save_label_png(tmp_path / "000001.png", np.zeros((10, 10), dtype=np.uint8))
-    with pytest.raises(DataError, match="000001.png"):
-        evaluate_label_dir(ds, tmp_path, progress=False)
-    with pytest.raises(DataError, match="none of the 4 ids"):
+    result = evaluate_label_dir(ds, tmp_path, progress=False)  # a wrong-size map is skipped
+    assert result.scored == 2 and "000001.png" in result.skipped.describe(4)
+    with pytest.raises(DataError, match="nothing scored: 4 ids have no label map"):
         evaluate_label_dir(ds, tmp_path / "empty", progress=False)
