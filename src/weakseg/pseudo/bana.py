@@ -22,9 +22,9 @@ Options for the readings compared in the README (the defaults are the code's): `
 (softmax at every pixel), ``retrieval: paper`` (plain Eq. 8-9 arg max, a zero prototype for an
 empty class), ``per_box: false`` (Eq. 5's one maximum per class), ``background: cam`` (the
 background CAM for u_0: Table 1's 'Y_crf w/o u_0'). Those three first options give weakseg's
-stage 2 before issue 13. One difference stays: the code upsamples f to the image before
-everything; here A, the CAMs and the correlations are computed on f's grid and upsampled
-bilinearly (cheaper on a CPU).
+stage 2 before issue 13. One difference from the code stays: it upsamples f to the image before
+everything; here, as the paper's footnote 3 says, u_0, u_c and the correlations are computed on
+f's grid and upsampled bilinearly to the image (cheaper on a CPU).
 
 The network comes from the CLI as a ``TrainedModel`` (``attach_model``), or from a caller that
 holds one (``for_model``); this module never loads a run itself.
