@@ -189,13 +189,16 @@ def cam_precision_row(args: argparse.Namespace) -> dict:
     dev_train, with each classifier's u_c (Eq. 5) upsampled to the image."""
     import torch.nn.functional as F
 
+    from weakseg.engine.loop import load_trained
     from weakseg.pseudo.bana import BanaGenerator
 
     data = open_dataset(f"voc:{args.data}:dev_train")
     names = data.classes.names
     row = {"name": "cam-precision", "command": "python -m benchmarks.bana --only cam-precision"}
     for classifier in CLASSIFIERS:
-        gen = BanaGenerator(run_dir=str(Path(args.out) / classifier), device=args.device)
+        run_dir = Path(args.out) / classifier
+        model, _ = load_trained(run_dir, args.device)
+        gen = BanaGenerator.for_model(model, run_dir=str(run_dir), device=args.device)
         tp, mass = np.zeros(len(names)), np.zeros(len(names))
         for sample in data:
             if len(sample.boxes) == 0:

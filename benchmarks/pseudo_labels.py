@@ -27,8 +27,8 @@ from benchmarks.results_md import replace_section
 from weakseg.cli import main as weakseg
 from weakseg.data.specs import open_dataset
 from weakseg.engine.evaluate import ConfusionMatrix
-from weakseg.pseudo.base import make_generator
 from weakseg.pseudo.grabcut import limit_threads, plain_grabcut
+from weakseg.pseudo.registry import make_generator
 
 HERE = Path(__file__).parent
 ROWS = HERE / "results" / "pseudo_labels"

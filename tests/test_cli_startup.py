@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from weakseg.pseudo.base import GENERATORS, generator_class
+from weakseg.pseudo.registry import GENERATORS, generator_class
 
 HEAVY = ("torch", "timm", "cv2", "pydensecrf", "segmentation_models_pytorch", "matplotlib")
 SRC = str(Path(__file__).parents[1] / "src")

@@ -11,6 +11,7 @@ from weakseg.config import (
     load_config,
     save_config,
 )
+from weakseg.crf import CrfParams
 from weakseg.methods import METHODS, build_method
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
@@ -111,5 +112,6 @@ def test_voc_configs_share_one_budget_per_protocol():
 
 
 def test_eval_crf_fields_map_onto_crf_params():
-    params = load_config(None, ["eval.crf_bi_sxy=55", "eval.crf_iterations=5"]).eval.crf_params()
+    cfg = load_config(None, ["eval.crf_bi_sxy=55", "eval.crf_iterations=5"])
+    params = CrfParams.from_prefixed(cfg.eval, "crf_")
     assert (params.bi_sxy, params.iterations, params.bi_compat, params.g_sxy) == (55.0, 5, 4.0, 1.0)

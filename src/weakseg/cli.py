@@ -52,13 +52,29 @@ def load_params(config: str | None, overrides: list[str]) -> dict:
     return params
 
 
+def trained_for_generator(generator: str, params: dict):
+    """The trained network a generator needs, loaded on the CPU from its ``run_dir`` parameter
+    (a ``weakseg.pseudo.base.TrainedModel``); None for generators that need none, or when
+    run_dir is missing (the generator's own error then says what to pass)."""
+    from weakseg.pseudo.base import TrainedModel
+    from weakseg.pseudo.registry import generator_class
+
+    if not generator_class(generator).needs_model or not params.get("run_dir"):
+        return None
+    from weakseg.engine.loop import load_trained
+
+    network, cfg = load_trained(params["run_dir"], "cpu")
+    return TrainedModel(network, cfg.train.method, str(params["run_dir"]))
+
+
 def cmd_labels(args: argparse.Namespace) -> int:
     from weakseg.pseudo.runner import parse_shard, run_labels
 
+    params = load_params(args.config, args.params)
     summary = run_labels(
-        args.dataset, args.generator, args.out,
-        params=load_params(args.config, args.params), workers=args.workers,
+        args.dataset, args.generator, args.out, params=params, workers=args.workers,
         shard=parse_shard(args.shard), progress=not args.no_progress,
+        trained=trained_for_generator(args.generator, params),
     )  # fmt: skip
     print(summary.format())
     if args.format == "coco":
@@ -151,9 +167,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _eval_options(args: argparse.Namespace, cfg) -> dict:
     """Test-time scales / flip / CRF from the run's config, switched on by the flags."""
+    from weakseg.crf import CrfParams
+
     e = cfg.eval
     scales = MULTISCALE if args.multiscale else tuple(e.scales)
-    crf = e.crf_params() if e.crf or args.crf else None
+    crf = CrfParams.from_prefixed(e, "crf_") if e.crf or args.crf else None
     return {"scales": scales, "flip": e.flip or args.multiscale or args.flip, "crf": crf}
 
 
@@ -341,7 +359,7 @@ def positive_int(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from weakseg.pseudo.base import generator_names
+    from weakseg.pseudo.registry import generator_names
 
     parser = argparse.ArgumentParser(prog="weakseg", description=__doc__.split("\n")[0])
     parser.add_argument("--version", action="version", version=f"weakseg {weakseg.__version__}")

@@ -103,7 +103,8 @@ class TrainConfig:
 @dataclass
 class EvalConfig:
     """Test-time options. CRF defaults: BANA's test-time ResNet values (REFERENCE_NOTES: bilateral
-    compat 4, sxy 67, srgb 3; gaussian compat 3, sxy 1; 10 mean-field iterations)."""
+    compat 4, sxy 67, srgb 3; gaussian compat 3, sxy 1; 10 mean-field iterations); the ``crf_*``
+    fields map onto ``weakseg.crf.CrfParams`` (``CrfParams.from_prefixed(cfg.eval, "crf_")``)."""
 
     scales: list[float] = field(default_factory=lambda: [1.0])
     flip: bool = False
@@ -114,19 +115,6 @@ class EvalConfig:
     crf_bi_compat: float = 4.0
     crf_g_sxy: float = 1.0
     crf_g_compat: float = 3.0
-
-    def crf_params(self):
-        """These CRF fields as ``weakseg.pseudo.crf.CrfParams`` (for ``dense_crf``)."""
-        from weakseg.pseudo.crf import CrfParams
-
-        return CrfParams(
-            iterations=self.crf_iterations,
-            bi_sxy=self.crf_bi_sxy,
-            bi_srgb=self.crf_bi_srgb,
-            bi_compat=self.crf_bi_compat,
-            g_sxy=self.crf_g_sxy,
-            g_compat=self.crf_g_compat,
-        )
 
 
 @dataclass

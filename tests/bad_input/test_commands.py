@@ -22,7 +22,7 @@ from weakseg.data.specs import READERS
 from weakseg.doctor import diagnose
 from weakseg.outputs import umask_mode
 from weakseg.progress import LineProgress, progress_bar
-from weakseg.pseudo.base import make_generator
+from weakseg.pseudo.registry import make_generator
 from weakseg.pseudo.store import write_json_atomic
 
 REPO = Path(__file__).parents[2]

@@ -71,13 +71,22 @@ def test_class_unary_eq5_per_box_and_per_class():
     assert per_class[0].tolist() == pytest.approx([1 / 8, 2 / 8, 0.0, 0.5, 1.0])
 
 
-def test_background_unary_eq7_relative_threshold():
-    a = torch.tensor([[0.5, 0.9, 0.895, 1.0]])
+def test_background_unary_eq7_relative_threshold_peak_over_the_image_or_the_boxes():
+    # A at every cell; the last cell is outside the boxes, where A is 0.95 (not the 1 of u_0)
+    a = torch.tensor([[0.5, 0.9, 0.94, 0.95]])
     in_boxes = torch.tensor([[True, True, True, False]])
-    u0 = B.background_unary(a, in_boxes, threshold=0.99)
-    # max inside boxes is 0.9; keep >= 0.891 -> 0.9 and 0.895 stay, 0.5 -> 0; outside stays 1
-    assert u0[0].tolist() == pytest.approx([0.0, 0.9, 0.895, 1.0])
-    assert torch.equal(B.background_unary(a, in_boxes, threshold=0.0), a)
+    # the code: max A over the image is 0.95 (outside the boxes) -> keep A >= 0.9405; even 0.94
+    # is below it, so nothing inside the boxes survives; outside u_0 = 1
+    u0 = B.background_unary(a, in_boxes, threshold=0.99, peak="image")
+    assert u0[0].tolist() == pytest.approx([0.0, 0.0, 0.0, 1.0])
+    # threshold 0.9: keep A >= 0.855 -> 0.9 and 0.94 stay
+    u0 = B.background_unary(a, in_boxes, threshold=0.9, peak="image")
+    assert u0[0].tolist() == pytest.approx([0.0, 0.9, 0.94, 1.0])
+    # inside the boxes only: max 0.94 -> keep A >= 0.9306 -> 0.94 stays, 0.9 and 0.5 -> 0
+    u0 = B.background_unary(a, in_boxes, threshold=0.99, peak="boxes")
+    assert u0[0].tolist() == pytest.approx([0.0, 0.0, 0.94, 1.0])
+    u0 = B.background_unary(a, in_boxes, threshold=0.0)
+    assert u0[0].tolist() == pytest.approx([0.5, 0.9, 0.94, 1.0])
 
 
 def test_prototypes_eq8_and_retrieval_eq9():
@@ -88,6 +97,28 @@ def test_prototypes_eq8_and_retrieval_eq9():
     c = B.correlation(f, q)
     assert c[:, 0].ravel().tolist() == pytest.approx([1.0, 1.0, 0.0, 0.0, 0.0, 1.0])
     assert c.argmax(0)[0].tolist() == [0, 0, 1]  # index into [0, 5]
+
+
+def test_prototypes_of_an_empty_class_fall_back_to_the_classifier_weight():
+    f = torch.tensor([[1.0, 3.0, 0.0], [0.0, 0.0, 2.0]]).view(2, 1, 3)
+    labels = torch.tensor([[0, 0, 0]])  # no pixel of class 5
+    weights = torch.tensor([[9.0, 9.0], [-1.0, 4.0]])  # rows for [0, 5]
+    q = B.prototypes(f, labels, [0, 5], fallback=weights)
+    assert q[0].tolist() == pytest.approx([4 / 3, 2 / 3])  # mean of the three pixels
+    assert q[1].tolist() == [-1.0, 4.0]  # W_5 (the fallback's row 0 is not used)
+    assert B.prototypes(f, labels, [0, 5])[1].tolist() == [0.0, 0.0]  # no fallback: zero
+
+
+def test_retrieval_scores_relu_own_boxes_and_background_one_outside():
+    # 3 channels [bg, class a, class b] over 4 pixels in a row; class a's box covers pixels 0-1,
+    # class b's pixels 1-2; pixel 3 is outside every box
+    corr = torch.tensor([[0.2, -0.3, 0.1, 0.4], [0.5, 0.6, 0.9, 0.8], [-0.2, 0.7, 0.3, 0.9]])
+    masks = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0], [0, 1, 1, 0]], dtype=torch.bool)
+    s = B.retrieval_scores(corr.view(3, 1, 4), masks.view(3, 1, 4))[:, 0]
+    expected = [[0.2, 0.0, 0.1, 1.0], [0.5, 0.6, 0.0, 0.0], [0.0, 0.7, 0.3, 0.0]]
+    assert s.flatten().tolist() == pytest.approx(sum(expected, []))
+    assert s.argmax(0).tolist() == [1, 2, 2, 0]  # plain corr.argmax would give [1, 2, 1, 2]
+    assert corr.argmax(0).tolist() == [1, 2, 1, 2]
 
 
 def _logits(probs: list[list[float]]) -> torch.Tensor:

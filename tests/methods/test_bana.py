@@ -3,6 +3,7 @@ stage 3 (noise-aware loss), each on tiny synthetic data, and the three chained e
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -85,6 +86,7 @@ def test_feature_boxes_round_outwards():
 
 def test_bap_samples_one_per_box_plus_background_cells():
     method = build_method("bana-classifier", {"grid": 2})
+    method.output_stride = 8  # what build_model records from the network
     scores = torch.zeros(1, 3, 4, 4)
     scores[0, 2, :2, :2] = 5.0  # class 2 scores high where the box is
     feats = torch.randn(1, 8, 4, 4)
@@ -100,6 +102,82 @@ def test_bap_samples_one_per_box_plus_background_cells():
     assert labels.tolist() == [2, 0, 0, 0]
     assert logits[0, 2].item() == pytest.approx(5.0)  # any weighting of a constant 5 is 5
     assert logits[1:, 2].abs().max().item() == 0.0
+
+
+def _one_image_batch(size: int, boxes: list[list[float]], labels: list[int]) -> dict:
+    return {
+        "image": torch.zeros(1, 3, size, size),
+        "valid": torch.ones(1, size, size, dtype=torch.bool),
+        "boxes": [torch.tensor(boxes)],
+        "box_labels": [torch.tensor(labels)],
+    }
+
+
+def _stage1(pooling: str = "bap", grid: int = 1, stride: int = 8):
+    method = build_method("bana-classifier", {"pooling": pooling, "grid": grid})
+    method.output_stride = stride
+    return method
+
+
+def test_bap_eq4_weights_the_box_by_one_minus_attention_unlike_gap():
+    # 2 x 2 feature grid (16 x 16 crop, stride 8); the box is the top row, the definite
+    # background the bottom row, whose features [1, 0] give the grid-1 query q = [1, 0].
+    # Top row: f = [1, 1] (A = cos 45 deg = 1/sqrt 2) and [0, 1] (A = 0); class-2 scores 4, 1.
+    feats = torch.tensor([[[1.0, 0.0], [1.0, 1.0]], [[1.0, 1.0], [0.0, 0.0]]])[None]
+    scores = torch.zeros(1, 3, 2, 2)
+    scores[0, 2, 0] = torch.tensor([4.0, 1.0])
+    scores[0, 0, 1] = torch.tensor([2.0, 0.0])  # background scores on the background row
+    batch = _one_image_batch(16, [[0.0, 0.0, 16.0, 8.0]], [2])
+    logits, labels = _stage1("bap").samples(batch, {"features": feats, "cam": scores})
+    assert labels.tolist() == [2, 0]
+    w0 = 1 - 1 / math.sqrt(2)  # 1 - A at the [1, 1] cell; 1 at the [0, 1] cell
+    assert logits[0, 2].item() == pytest.approx((4 * w0 + 1) / (w0 + 1))  # 1.680
+    assert logits[1, 0].item() == pytest.approx(1.0)  # w . q: mean background score (2 + 0) / 2
+    gap, _ = _stage1("gap").samples(batch, {"features": feats, "cam": scores})
+    assert gap[0, 2].item() == pytest.approx(2.5)  # (4 + 1) / 2
+
+
+def test_min_background_falls_back_to_gap_at_one_eighth():
+    # 4 x 4 grid (32 x 32 crop); box 1 covers rows 0-2, box 2 two or one cells of row 3: the
+    # definite background is 2/16 = 0.125 (not above min_background: GAP) or 3/16 (BAP)
+    feats = torch.zeros(1, 2, 4, 4)
+    feats[0, 0] = 1.0  # [1, 0] everywhere: the query; then one in-box cell like it (A = 1)
+    feats[0, :, 0, 0] = torch.tensor([1.0, 0.0])
+    feats[0, :, 0, 1] = torch.tensor([0.0, 1.0])  # A = 0
+    feats[0, 0, 1:3] = 0.0
+    feats[0, 1, 1:3] = 1.0  # rows 1-2: [0, 1], A = 0
+    scores = torch.zeros(1, 3, 4, 4)
+    scores[0, 1, 0, 0] = 12.0  # only at the A = 1 cell
+    outputs = {"features": feats, "cam": scores}
+    for box2, expected in (([0.0, 24.0, 16.0, 32.0], 1.0), ([0.0, 24.0, 8.0, 32.0], 0.0)):
+        batch = _one_image_batch(32, [[0.0, 0.0, 32.0, 24.0], box2], [1, 1])
+        logits, _ = _stage1("bap").samples(batch, outputs)
+        # GAP: 12 / 12 cells of box 1 = 1; BAP: the only scoring cell has weight 1 - A = 0
+        assert logits[0, 1].item() == pytest.approx(expected)
+
+
+def test_small_crops_use_the_model_stride_not_ceil_of_the_sizes():
+    # a 20 x 20 crop at stride 8 has a 3 x 3 feature grid; ceil(20 / 3) = 7 would be the wrong
+    # stride, and the box x, y in [0, 8) would cover 2 x 2 cells instead of 1
+    scores = torch.arange(9.0).view(1, 1, 3, 3).repeat(1, 3, 1, 1)
+    batch = _one_image_batch(20, [[0.0, 0.0, 8.0, 8.0]], [1])
+    outputs = {"features": torch.ones(1, 2, 3, 3), "cam": scores}
+    logits, _ = _stage1("gap").samples(batch, outputs)
+    assert logits[0, 1].item() == pytest.approx(0.0)  # cell (0, 0) alone; 2 x 2 would give 2
+    with pytest.raises(RuntimeError, match="build_model"):
+        build_method("bana-classifier", {}).samples(batch, outputs)
+
+
+@pytest.mark.parametrize("detach", [False, True])
+def test_sigma_carries_gradient_unless_detached(detach: bool):
+    method = build_method("bana", {"detach_sigma": detach})
+    seg = torch.randn(1, 3, 2, 2, requires_grad=True)
+    cos = torch.rand(1, 3, 2, 2, requires_grad=True)
+    y_crf = torch.tensor([[[1, 2], [0, 1]]])
+    y_ret = torch.tensor([[[0, 2], [0, 2]]])  # disagree at (0,0) and (1,1): ~S non-empty
+    terms = method.losses({"target": y_crf, "target_ret": y_ret}, {"seg": seg, "cos": cos})
+    terms["wce"].backward()
+    assert (cos.grad is None or not cos.grad.any()) == detach  # the code: sigma not detached
 
 
 def test_exported_nal_model_needs_no_cosine_readout(tmp_path: Path):
@@ -142,17 +220,18 @@ def test_three_stages_end_to_end(tmp_path: Path):
     assert summary["finished"] and "loss/wce" in summary["last"]
 
 
-def test_generator_refuses_a_missing_or_wrong_run(tmp_path: Path):
-    from weakseg.pseudo.base import make_generator
+def test_generator_refuses_a_missing_or_wrong_run(tmp_path: Path, capsys):
+    from weakseg.pseudo.registry import make_generator
 
     with pytest.raises(ValueError, match="run_dir"):
         make_generator("bana")
     cfg = tiny_config("box_synthetic.yaml", tmp_path)
     with single_torch_thread():
         train(cfg, tmp_path / "box")
-    gen = make_generator("bana", run_dir=str(tmp_path / "box"))
-    with pytest.raises(ValueError, match="bana-classifier"):
-        gen.generate(open_dataset("synthetic:1")[0])
+        args = ["labels", "--dataset", "synthetic:1", "--generator", "bana", "--out",
+                str(tmp_path / "labels"), "--workers", "1", "--no-progress"]  # fmt: skip
+        assert weakseg([*args, f"run_dir={tmp_path / 'box'}"]) == 2
+    assert "needs a bana-classifier run" in capsys.readouterr().err
 
 
 def test_report_pictures_for_both_bana_networks(tmp_path: Path):

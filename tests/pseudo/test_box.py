@@ -3,8 +3,8 @@ import pytest
 
 from tests.pseudo.scenes import SHAPES, class_iou, overlap_scene, single_scene
 from weakseg.data.sample import Sample
-from weakseg.pseudo.base import generator_names, make_generator
 from weakseg.pseudo.box import BoxGenerator
+from weakseg.pseudo.registry import generator_names, make_generator
 
 
 def _sample(boxes, labels, h=20, w=30) -> Sample:

@@ -4,9 +4,9 @@ import pytest
 from tests.pseudo.scenes import SHAPES, class_iou, overlap_scene, single_scene
 from weakseg.data.boxes import background_mask, class_box_masks
 from weakseg.data.sample import Sample
-from weakseg.pseudo.base import make_generator
 from weakseg.pseudo.box import BoxGenerator
 from weakseg.pseudo.crf import CrfBoxGenerator, CrfParams, dense_crf
+from weakseg.pseudo.registry import make_generator
 
 
 def _quadrant_probs(strength: float, n_labels: int = 3, h: int = 40, w: int = 50):

@@ -6,7 +6,6 @@ from tests.pseudo.scenes import SHAPES, class_iou, mosaic_scene, overlap_scene, 
 from weakseg.data.boxes import box_label_map
 from weakseg.data.sample import Sample
 from weakseg.pseudo import grabcut
-from weakseg.pseudo.base import make_generator
 from weakseg.pseudo.box import BoxGenerator
 from weakseg.pseudo.grabcut import (
     GrabCutGenerator,
@@ -14,6 +13,7 @@ from weakseg.pseudo.grabcut import (
     limit_threads,
     plain_grabcut,
 )
+from weakseg.pseudo.registry import make_generator
 
 
 def _with_box(sample: Sample, box, label: int) -> Sample:

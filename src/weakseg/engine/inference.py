@@ -13,10 +13,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from weakseg.crf import CrfParams, dense_crf
 from weakseg.data.dataset import DataError, Dataset, SkippedSamples
 from weakseg.engine.evaluate import ConfusionMatrix
 from weakseg.progress import progress_bar
-from weakseg.pseudo.crf import CrfParams, dense_crf
 
 PAD_MULTIPLE = 32  # the encoders' largest stride: inputs are padded to a multiple of it
 

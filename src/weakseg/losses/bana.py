@@ -17,6 +17,21 @@ IGNORE = 255
 EPS = 1e-6
 
 
+# -- Boxes on the feature grid (stages 1 and 2) ---------------------------------------------------
+def feature_boxes(boxes: Tensor, stride: int, height: int, width: int) -> list[Tensor]:
+    """K x 4 image-pixel boxes -> K h x w bool masks on a grid of ``stride``-pixel cells, corners
+    rounded outwards. ``stride`` is the network's output stride, passed explicitly: inferring it
+    as ceil(W / w) is wrong for small inputs (W = 20 at stride 8 gives w = 3 and 7)."""
+    masks = []
+    for x1, y1, x2, y2 in boxes.tolist():
+        m = torch.zeros((height, width), dtype=torch.bool, device=boxes.device)
+        c1, r1 = max(int(x1 // stride), 0), max(int(y1 // stride), 0)
+        c2, r2 = min(-int(-x2 // stride), width), min(-int(-y2 // stride), height)
+        m[r1:r2, c1:c2] = True
+        masks.append(m)
+    return masks
+
+
 # -- Stage 1: background-aware pooling (section 3.1) ----------------------------------------------
 def grid_cells(height: int, width: int, n: int) -> list[tuple[slice, slice]]:
     """The N x N regular grid over an h x w map, row-major; edges split as evenly as possible."""
@@ -102,24 +117,39 @@ def class_unary(cam_c: Tensor, box_masks: list[Tensor], per_box: bool = True) ->
     return torch.where(union, cam_c / cam_c[union].max().clamp(min=EPS), out)
 
 
-def background_unary(attention: Tensor, in_boxes: Tensor, threshold: float = 0.99) -> Tensor:
-    """Eq. 7 with the authors' confident-background threshold: u_0 = A, except that inside the
-    boxes A < threshold * max(A inside the boxes) is set to 0 (a RELATIVE threshold; the paper's
-    text reads it as absolute). Outside the boxes u_0 = 1. ``threshold`` = 0 keeps u_0 = A."""
-    if threshold <= 0 or not in_boxes.any():
-        return attention
-    peak = attention[in_boxes].max()
-    keep = attention >= threshold * peak
-    return torch.where(in_boxes & ~keep, torch.zeros_like(attention), attention)
+def background_unary(
+    attention: Tensor, in_boxes: Tensor, threshold: float = 0.99, peak: str = "image"
+) -> Tensor:
+    """Eq. 7 with the authors' confident-background threshold: u_0 = 1 outside the boxes; inside
+    them u_0 = A where A >= threshold * max A, else 0 (a RELATIVE threshold; the paper's text
+    reads it as absolute). ``threshold`` = 0 keeps u_0 = A.
+
+    Args:
+        attention: h x w, A of Eq. 2-3 at EVERY cell (outside the boxes too, not set to 1).
+        in_boxes: h x w bool, the union of the boxes.
+        peak: where max A is taken: "image", the whole map (the authors' stage 2:
+            ``bg_attn.max()``), or "boxes", the cells inside the boxes (weakseg before issue 13).
+    """
+    inside = attention
+    if threshold > 0 and in_boxes.any():
+        if peak not in ("image", "boxes"):
+            raise ValueError(f"peak must be 'image' or 'boxes', got {peak!r}")
+        top = attention.max() if peak == "image" else attention[in_boxes].max()
+        inside = torch.where(attention >= threshold * top, attention, torch.zeros_like(attention))
+    return torch.where(in_boxes, inside, torch.ones_like(attention))
 
 
-def prototypes(f: Tensor, labels: Tensor, classes: list[int]) -> Tensor:
+def prototypes(f: Tensor, labels: Tensor, classes: list[int], fallback: Tensor | None = None):
     """Eq. 8: q_c = mean of f over the pixels labelled c (background included), K x C for the
-    given ``classes``; a class with no pixel gets a zero prototype (its correlation is 0)."""
+    given ``classes``. A class with no pixel gets ``fallback``'s row (K x C; the authors' code
+    passes the classifier weights W_c), or a zero prototype without one (correlation 0)."""
     out = []
-    for c in classes:
+    for i, c in enumerate(classes):
         m = labels == c
-        out.append(f[:, m].mean(dim=1) if m.any() else f.new_zeros(f.shape[0]))
+        if m.any():
+            out.append(f[:, m].mean(dim=1))
+        else:
+            out.append(fallback[i].to(f) if fallback is not None else f.new_zeros(f.shape[0]))
     return torch.stack(out)
 
 
@@ -128,6 +158,21 @@ def correlation(f: Tensor, queries: Tensor) -> Tensor:
     fn = F.normalize(f, dim=0, eps=EPS).flatten(1)
     qn = F.normalize(queries, dim=1, eps=EPS)
     return (qn @ fn).view(len(queries), *f.shape[1:])
+
+
+def retrieval_scores(corr: Tensor, class_masks: Tensor) -> Tensor:
+    """The authors' form of Y_ret's scores (stage2.py), Y_ret = their arg max: Eq. 9's
+    correlations through ReLU, each class's zeroed outside its own boxes, the background's set
+    to 1 outside every box.
+
+    Args:
+        corr: K x H x W correlations, channel 0 the background, 1.. the classes present.
+        class_masks: K x H x W bool, channel k where class k may be (channel 0 is not read).
+    """
+    out = F.relu(corr) * class_masks.to(corr.dtype)
+    outside = ~class_masks[1:].any(dim=0)
+    out[0] = torch.where(outside, torch.ones_like(corr[0]), F.relu(corr[0]))
+    return out
 
 
 # -- Stage 3: the noise-aware loss (section 3.3) -------------------------------------------------
@@ -203,10 +248,12 @@ __all__ = [
     "class_unary",
     "correlation",
     "entropy_regularisation",
+    "feature_boxes",
     "grid_cells",
     "nal_ce",
     "nal_confidence",
     "nal_wce",
     "prototypes",
+    "retrieval_scores",
     "weighted_pool",
 ]

@@ -4,7 +4,8 @@ network with the noise-aware loss ("bana"). Stage 2, the pseudo labels Y_crf and
 ``bana`` generator of ``weakseg labels`` (``weakseg.pseudo.bana``).
 
 Stage 1 (section 3.1), per training crop: f is the encoder's last feature map (stride 8), the
-boxes and the definite background M are taken to f's grid (box corners rounded outwards); the
+boxes and the definite background M are taken to f's grid (box corners rounded outwards, at the
+model's output stride, which ``build_model`` records: never inferred from the sizes); the
 background queries q_j (Eq. 1) of an N x N grid give the attention A (Eq. 2-3), each box's
 foreground feature r_i is the (1 - A)-weighted average of f over the box (Eq. 4), and the (L+1)-way
 classifier is trained with cross-entropy on every r_i (its box's class) and every q_j
@@ -14,14 +15,17 @@ definite background covers at most ``min_background`` of the crop, A = 0 too (th
 
 Where we follow the paper rather than the authors' code (REFERENCE_NOTES): one r_i per box from
 the box's own cells on f, instead of the code's RoIAlign crop pooled to 2 x 2 cells (4 samples per
-box); A is not detached (the paper's equations are differentiated as written).
+box). A is not detached, as in both (the paper's equations differentiated as written; the code's
+stage 1 keeps A in the graph too).
 
 Stage 3 (section 3.3): y_crf = the label directory's main maps, y_ret = its "ret" maps. "ce" is
 Eq. 10 on S (Y_crf == Y_ret); for the other pixels ``unreliable`` chooses the term compared in
 Table 3 of the paper: "wce" (Eq. 11-13, NAL; sigma from the cosine between phi and the classifier
-weights, treated as a constant weight), "entropy" (supplement Eq. 4), "bootstrap" (supplement
-Eq. 6-7, beta from 1 to 0 on the poly schedule) or "none" (ignored: the baseline). The classifier
-is the cosine one with scale tau (supplement Eq. 3) or the bias-free dot product (Eq. 2).
+weights; the gradient flows through sigma, as in the authors' stage-3 script, unless our option
+``detach_sigma`` makes it a constant weight), "entropy" (supplement Eq. 4), "bootstrap"
+(supplement Eq. 6-7, beta from 1 to 0 on the poly schedule) or "none" (ignored: the baseline).
+The classifier is the cosine one with scale tau (supplement Eq. 3) or the bias-free dot product
+(Eq. 2).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from torch import Tensor, nn
 
 from weakseg.config import Config
 from weakseg.losses import bana as B
+from weakseg.losses.bana import feature_boxes
 from weakseg.losses.common import upsample_to
 from weakseg.methods.base import Method, build_segmenter_from_config
 from weakseg.models.heads import CosineReadout
@@ -42,18 +47,6 @@ from weakseg.models.heads import CosineReadout
 POOLINGS = ("bap", "gap")
 UNRELIABLE = ("wce", "entropy", "bootstrap", "none")
 CLASSIFIERS = ("cosine", "dot")
-
-
-def feature_boxes(boxes: Tensor, stride: int, height: int, width: int) -> list[Tensor]:
-    """K x 4 crop-pixel boxes -> K h x w bool masks on a stride-``stride`` grid (rounded out)."""
-    masks = []
-    for x1, y1, x2, y2 in boxes.tolist():
-        m = torch.zeros((height, width), dtype=torch.bool, device=boxes.device)
-        c1, r1 = max(int(x1 // stride), 0), max(int(y1 // stride), 0)
-        c2, r2 = min(-int(-x2 // stride), width), min(-int(-y2 // stride), height)
-        m[r1:r2, c1:c2] = True
-        masks.append(m)
-    return masks
 
 
 @dataclass
@@ -72,19 +65,24 @@ class BapClassification(Method):
             raise ValueError(f"method.pooling must be one of {POOLINGS}, got {self.pooling!r}")
         if self.grid < 1:
             raise ValueError("method.grid must be >= 1")
+        self.output_stride = 0  # f's stride in pixels, from the model build_model makes
 
     def build_model(self, cfg: Config, num_classes: int) -> nn.Module:
         from weakseg.models.classifier import build_box_classifier
 
-        return build_box_classifier(cfg.model.encoder, num_classes, cfg.model.weights,
-                                    cfg.model.output_stride)  # fmt: skip
+        model = build_box_classifier(cfg.model.encoder, num_classes, cfg.model.weights,
+                                     cfg.model.output_stride)  # fmt: skip
+        self.output_stride = model.output_stride
+        return model
 
     def samples(self, batch: dict, outputs: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
         """The pooled class scores (S x (L+1)) and labels (S) of every box and background
         query in the batch."""
         feats, scores = outputs["features"], outputs["cam"]
         _, _, h, w = feats.shape
-        stride = -(-batch["image"].shape[-1] // w)
+        stride = self.output_stride
+        if stride < 1:
+            raise RuntimeError("bana-classifier: build_model sets the output stride; call it first")
         valid = F.interpolate(batch["valid"][:, None].float(), size=(h, w), mode="nearest")
         logits, labels = [], []
         for n, (boxes, classes) in enumerate(zip(batch["boxes"], batch["box_labels"],
@@ -134,6 +132,7 @@ class NoiseAwareSegmentation(Method):
     unreliable: str = "wce"  # loss on ~S: "wce" (NAL), "entropy", "bootstrap", "none"
     gamma: float = 7.0  # damping of sigma (Eq. 12)
     lam: float = 0.1  # lambda (Eq. 14, supplement Eq. 5, 8)
+    detach_sigma: bool = False  # True: sigma a constant weight (ours); False: as the code
 
     def __post_init__(self) -> None:
         if self.classifier not in CLASSIFIERS:
@@ -158,7 +157,9 @@ class NoiseAwareSegmentation(Method):
         terms = {"ce": B.nal_ce(logits, y_crf, y_ret)}
         region = ~B.agreement(y_crf, y_ret) & (y_crf != B.IGNORE)
         if self.unreliable == "wce":
-            cosine = upsample_to(outputs["cos"], y_crf.shape[-2:]).detach()
+            cosine = upsample_to(outputs["cos"], y_crf.shape[-2:])
+            if self.detach_sigma:
+                cosine = cosine.detach()
             sigma = B.nal_confidence(cosine, y_crf, self.gamma)
             terms["wce"] = self.lam * B.nal_wce(logits, y_crf, y_ret, sigma)
         elif self.unreliable == "entropy":

@@ -1,21 +1,33 @@
 """BANA stage 2 (papers/bana.md section 3.2): pseudo labels Y_crf and Y_ret from a classifier
 trained with background-aware pooling (``train.method: bana-classifier``).
 
-For one image and its boxes, with f and the score maps w . f of the stage-1 network:
+For one image and its boxes, with f and the score maps w . f of the stage-1 network, as the
+authors' stage2.py does it (REFERENCE_NOTES, BANA):
 
-    u_0   = A with grid N = 1 (Eq. 2-3, 7), inside the boxes zeroed where A < 0.99 max A (relative)
-    u_c   = CAM_c / max CAM_c inside the boxes of class c, 0 outside them (Eq. 5-6)
-    Y_crf = dense CRF on softmax([u_0, u_c ...]) (upsampled to the image), then any class outside
-            its own boxes -> background
-    Y_ret = argmax_c cos(f, q_c), q_c the mean feature of Y_crf's class c (Eq. 8-9)
+    u_0   = 1 outside the boxes; inside, A with grid N = 1 (Eq. 2-3, 7), zeroed where
+            A < 0.99 max A, the maximum over the whole image (a relative threshold)
+    u_c   = CAM_c / max CAM_c in each box of class c, 0 outside the class's boxes (Eq. 5-6)
+    Y_crf = dense CRF on [u_0, u_c ...] taken to the image: a softmax over the classes inside the
+            boxes, [1, 0, ..., 0] outside them; then a class only inside its own boxes
+    Y_ret = argmax_c of ReLU(cos(f, q_c)) (Eq. 8-9), q_c the mean feature of Y_crf's class c, or
+            the classifier weight W_c when Y_crf has no pixel of c; each class's score zeroed
+            outside its own boxes, the background's set to 1 outside every box
 
 ``weakseg labels --generator bana run_dir=RUN`` writes Y_crf as the label maps and Y_ret as the
 extra map "ret" (``DIR/ret/<id>.png``); the region where they disagree (stage 3's ~S) is where the
 two files differ. Works on images the classifier never saw: only the boxes are needed.
 
-Defaults are the authors' (REFERENCE_NOTES): grid 1, relative threshold 0.99, per-box CAM
-normalisation, softmax of the stacked unaries before the CRF, CRF [4, 55, 3, 3, 3] x 10.
-``background: cam`` replaces u_0 by the normalised background CAM (Table 1 'Y_crf w/o u_0').
+Options for the readings compared in the README (the defaults are the code's): ``bg_threshold``
+(0 = u_0 = A), ``bg_threshold_peak: boxes`` (max A inside the boxes), ``softmax_region: image``
+(softmax at every pixel), ``retrieval: paper`` (plain Eq. 8-9 arg max, a zero prototype for an
+empty class), ``per_box: false`` (Eq. 5's one maximum per class), ``background: cam`` (the
+background CAM for u_0: Table 1's 'Y_crf w/o u_0'). Those three first options give weakseg's
+stage 2 before issue 13. One difference from the code stays: it upsamples f to the image before
+everything; here, as the paper's footnote 3 says, u_0, u_c and the correlations are computed on
+f's grid and upsampled bilinearly to the image (cheaper on a CPU).
+
+The network comes from the CLI as a ``TrainedModel`` (``attach_model``), or from a caller that
+holds one (``for_model``); this module never loads a run itself.
 """
 
 from __future__ import annotations
@@ -27,25 +39,35 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from weakseg.crf import CrfParams, dense_crf
 from weakseg.data.boxes import class_box_masks
 from weakseg.data.sample import Sample
 from weakseg.losses import bana as B
-from weakseg.pseudo.base import Generator
-from weakseg.pseudo.crf import CrfParams, dense_crf
+from weakseg.pseudo.base import Generator, TrainedModel
 
-BACKGROUNDS = ("attention", "cam")
+CHOICES = {
+    "background": ("attention", "cam"),
+    "bg_threshold_peak": ("image", "boxes"),
+    "softmax_region": ("boxes", "image"),
+    "retrieval": ("code", "paper"),
+}
 
 
 @dataclass
 class BanaGenerator(CrfParams, Generator):
     name: ClassVar[str] = "bana"
+    needs_model: ClassVar[str] = "bana-classifier"
     run_dir: str = ""  # a finished `weakseg train` run of method bana-classifier
     grid: int = 1  # N for u_0 (paper 4.1: 1 when generating)
     bg_threshold: float = 0.99  # relative threshold on A inside boxes (0 = keep A)
+    bg_threshold_peak: str = "image"  # max A over the image (code) or "boxes" (inside them)
     background: str = "attention"  # u_0 = A, or "cam": the background CAM (w/o u_0)
     per_box: bool = True  # normalise each box's CAM by its own max (code) or per class (paper)
+    softmax_region: str = "boxes"  # softmax inside the boxes, [1, 0...] outside (code); "image"
+    retrieval: str = "code"  # Y_ret as the code (ReLU, own boxes, W_c fallback) or "paper"
     device: str = "cpu"
-    _model: object = field(default=None, init=False, repr=False, compare=False)
+    _trained: TrainedModel | None = field(default=None, init=False, repr=False, compare=False)
+    _network: object = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.run_dir:
@@ -53,32 +75,37 @@ class BanaGenerator(CrfParams, Generator):
                 "generator 'bana' needs run_dir=RUN, a stage-1 run trained with "
                 "`weakseg train configs/voc_bana_classifier.yaml --run-dir RUN`"
             )
-        if self.background not in BACKGROUNDS:
-            raise ValueError(f"background must be one of {BACKGROUNDS}, got {self.background!r}")
+        for key, allowed in CHOICES.items():
+            if getattr(self, key) not in allowed:
+                raise ValueError(f"{key} must be one of {allowed}, got {getattr(self, key)!r}")
 
     @classmethod
     def for_model(cls, model: torch.nn.Module, **params) -> BanaGenerator:
         """A generator around a stage-1 classifier already in memory (e.g. for pictures), with
-        ``params`` as for ``weakseg labels`` (run_dir is then only a name)."""
+        ``params`` as for ``weakseg labels`` (run_dir is then only a name); it runs on the
+        model's device unless ``device`` says otherwise."""
+        params.setdefault("device", str(next(model.parameters()).device))
         gen = cls(run_dir=params.pop("run_dir", "(in memory)"), **params)
-        gen._model = model.eval()
+        gen.attach_model(TrainedModel(model, cls.needs_model, gen.run_dir))
         return gen
 
     def params(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self) if f.init}
 
-    def model(self):
-        if self._model is None:
-            from weakseg.engine.loop import load_trained
+    def attach_model(self, trained: TrainedModel) -> None:
+        self.check_model(trained)
+        self._trained, self._network = trained, None
 
-            model, cfg = load_trained(self.run_dir, self.device)
-            if cfg.train.method != "bana-classifier":
-                raise ValueError(
-                    f"{self.run_dir} was trained with method {cfg.train.method!r}; the bana "
-                    "generator needs a bana-classifier run"
-                )
-            self._model = model
-        return self._model
+    def model(self) -> torch.nn.Module:
+        """The stage-1 network on ``device`` (moved there at first use, in each worker)."""
+        if self._trained is None:
+            raise ValueError(
+                "generator 'bana' has no network: `weakseg labels` loads it from run_dir; in "
+                "Python use BanaGenerator.for_model(model)"
+            )
+        if self._network is None:
+            self._network = self._trained.network.to(self.device).eval()
+        return self._network
 
     def generate(self, sample: Sample) -> np.ndarray:
         return self.generate_maps(sample)["labels"]
@@ -93,20 +120,21 @@ class BanaGenerator(CrfParams, Generator):
         out = model(x.permute(2, 0, 1)[None].float().div_(255.0))
         return out["features"][0].float().cpu(), out["cam"][0].float().cpu(), model.output_stride
 
-    def unaries(self, sample: Sample, f, scores, stride) -> tuple[np.ndarray, torch.Tensor]:
-        """(the classes present, K x h x w unaries [u_0, u_c ...] on f's grid)."""
-        from weakseg.methods.bana import feature_boxes
+    def class_weights(self) -> torch.Tensor:
+        """The stage-1 classifier's weights W, (L+1) x C on the CPU (Y_ret's fallback)."""
+        return self.model().classifier.weight.detach().flatten(1).float().cpu()
 
+    def unaries(self, sample: Sample, f, scores, stride: int) -> tuple[np.ndarray, torch.Tensor]:
+        """(the classes present, K x h x w unaries [u_0, u_c ...] on f's grid)."""
         h, w = f.shape[1:]
         boxes = torch.as_tensor(sample.boxes, dtype=torch.float32)
-        masks = feature_boxes(boxes, stride, h, w)
-        in_boxes = torch.zeros((h, w), dtype=torch.bool)
-        for m in masks:
-            in_boxes |= m
+        masks = B.feature_boxes(boxes, stride, h, w)
+        in_boxes = torch.stack(masks).any(dim=0)
         if self.background == "attention":
             queries, _ = B.background_queries(f, ~in_boxes, self.grid)
-            u0 = B.background_unary(B.background_attention(f, queries, in_boxes), in_boxes,
-                                    self.bg_threshold)  # fmt: skip
+            everywhere = torch.ones_like(in_boxes)  # A at every cell: the threshold's peak
+            a = B.background_attention(f, queries, everywhere)
+            u0 = B.background_unary(a, in_boxes, self.bg_threshold, self.bg_threshold_peak)
         else:
             cam0 = B.cam(scores[0])
             u0 = torch.where(in_boxes, cam0 / cam0.max().clamp(min=B.EPS), torch.ones_like(cam0))
@@ -117,6 +145,28 @@ class BanaGenerator(CrfParams, Generator):
             units.append(B.class_unary(B.cam(scores[int(c)]), class_masks, self.per_box))
         return classes, torch.stack(units)
 
+    @staticmethod
+    def allowed_masks(sample: Sample, classes: np.ndarray) -> np.ndarray:
+        """K x H x W bool: background everywhere, each class present only inside its boxes."""
+        by_class = class_box_masks(sample.boxes, sample.box_labels, sample.height, sample.width)
+        allowed = np.ones((1 + len(classes), sample.height, sample.width), dtype=bool)
+        for i, c in enumerate(classes, start=1):
+            allowed[i] = by_class[int(c)]
+        return allowed
+
+    def crf_input(self, units: torch.Tensor, stride: int, allowed: np.ndarray) -> np.ndarray:
+        """K x H x W probabilities for the CRF: the unaries upsampled to the image, a softmax over
+        K inside the boxes and [1, 0, ..., 0] outside them (``softmax_region: boxes``, the code),
+        or a softmax at every pixel (``image``)."""
+        up = to_image(units, stride, *allowed.shape[1:])
+        if self.softmax_region == "image":
+            return torch.softmax(up, dim=0).numpy()
+        inside = torch.from_numpy(allowed[1:].any(axis=0))
+        probs = torch.zeros_like(up)
+        probs[0] = 1.0
+        probs[:, inside] = torch.softmax(up[:, inside], dim=0)
+        return probs.numpy()
+
     def generate_maps(self, sample: Sample) -> dict[str, np.ndarray]:
         height, width = sample.height, sample.width
         if len(sample.boxes) == 0:
@@ -125,33 +175,37 @@ class BanaGenerator(CrfParams, Generator):
         f, scores, stride = self.features(sample.image)
         classes, units = self.unaries(sample, f, scores, stride)
         lut = np.concatenate([[0], classes]).astype(np.uint8)
-        up = F.interpolate(units[None], scale_factor=float(stride), mode="bilinear",
-                           align_corners=False)[0, :, :height, :width]  # fmt: skip
-        probs = torch.softmax(up, dim=0).numpy()
-        marginals = dense_crf(sample.image, probs, self.crf_params())
-        allowed = np.ones_like(marginals, dtype=bool)  # a class only inside its own boxes
-        class_masks = class_box_masks(sample.boxes, sample.box_labels, height, width)
-        for i, c in enumerate(classes, start=1):
-            allowed[i] = class_masks[int(c)]
+        allowed = self.allowed_masks(sample, classes)
+        marginals = dense_crf(sample.image, self.crf_input(units, stride, allowed),
+                              self.crf_params())  # fmt: skip
         y_crf_index = np.where(allowed, marginals, -1.0).argmax(0)
-        y_ret_index = self.retrieval(f, y_crf_index, len(lut), stride, height, width)
+        y_ret_index = self.retrieve(f, y_crf_index, lut, stride, allowed)
         return {"labels": lut[y_crf_index], "ret": lut[y_ret_index]}
 
-    @staticmethod
-    def retrieval(f, y_crf_index: np.ndarray, k: int, stride: int, height: int, width: int):
-        """Y_ret (Eq. 8-9) as indices into [background, classes ...]: prototypes from Y_crf taken
-        to f's grid (nearest), correlation maps upsampled bilinearly to the image, argmax."""
+    def retrieve(self, f, y_crf_index: np.ndarray, lut: np.ndarray, stride: int, allowed):
+        """Y_ret (Eq. 8-9) as indices into ``lut`` = [0, classes ...]: prototypes from Y_crf
+        taken to f's grid (nearest, at each cell's centre), correlations upsampled bilinearly to
+        the image, then the code's ReLU / box rule and W_c fallback (``retrieval: code``) or the
+        plain arg max (``paper``)."""
         h, w = f.shape[1:]
-        grid_labels = torch.from_numpy(y_crf_index).float()[None, None]
-        # nearest sampling at the centre of each stride x stride cell
+        height, width = y_crf_index.shape
         rows = torch.clamp(torch.arange(h) * stride + stride // 2, max=height - 1)
         cols = torch.clamp(torch.arange(w) * stride + stride // 2, max=width - 1)
-        on_grid = grid_labels[0, 0][rows][:, cols].long()
-        q = B.prototypes(f, on_grid, list(range(k)))
-        corr = B.correlation(f, q)
-        up = F.interpolate(corr[None], scale_factor=float(stride), mode="bilinear",
-                           align_corners=False)[0, :, :height, :width]  # fmt: skip
-        return up.argmax(0).numpy()
+        on_grid = torch.from_numpy(y_crf_index)[rows][:, cols]
+        code = self.retrieval == "code"
+        fallback = self.class_weights()[torch.from_numpy(lut).long()] if code else None
+        q = B.prototypes(f, on_grid, list(range(len(lut))), fallback)
+        corr = to_image(B.correlation(f, q), stride, height, width)
+        if code:
+            corr = B.retrieval_scores(corr, torch.from_numpy(allowed))
+        return corr.argmax(0).numpy()
 
 
-__all__ = ["BanaGenerator"]
+def to_image(maps: torch.Tensor, stride: int, height: int, width: int) -> torch.Tensor:
+    """K x h x w maps on f's grid -> K x H x W at the image's size (bilinear, x stride)."""
+    up = F.interpolate(maps[None], scale_factor=float(stride), mode="bilinear",
+                       align_corners=False)  # fmt: skip
+    return up[0, :, :height, :width]
+
+
+__all__ = ["BanaGenerator", "to_image"]

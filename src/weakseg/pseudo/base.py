@@ -1,19 +1,22 @@
-"""The interface every pseudo-label generator shares, and the registry of generators.
+"""The interface every pseudo-label generator shares (the registry: ``weakseg.pseudo.registry``).
 
 A generator is a dataclass whose fields are its parameters. ``generate(sample)`` returns an
 H x W uint8 label map (0 = background, 1..L = classes, 255 = ignore) at the image's size.
 Generators that produce more than one map (BANA: Y_crf and Y_ret) override ``generate_maps``;
 the map named "labels" is the main one.
+
+Generators that turn a trained network into labels (BANA's stage 2 now; LPG and SEC's cues next)
+say which ``train.method`` the network must come from (``needs_model``) and receive it as a
+``TrainedModel`` through ``attach_model``: the CLI loads it from the run directory, so this
+package never imports the engine or the methods (DESIGN: generators that need a trained model).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
-import math
-import typing
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, ClassVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:  # annotations only: `weakseg --help` lists the generators without numpy
     import numpy as np
@@ -21,8 +24,21 @@ if TYPE_CHECKING:  # annotations only: `weakseg --help` lists the generators wit
     from weakseg.data.sample import Sample
 
 
+@dataclass
+class TrainedModel:
+    """A network trained by `weakseg train`, as a generator receives it.
+
+    ``network``: the torch module (loaded on the CPU by the CLI; the generator moves it to its own
+    ``device``); ``method``: the run's ``train.method``; ``run_dir``: where it came from."""
+
+    network: Any
+    method: str
+    run_dir: str = ""
+
+
 class Generator(ABC):
     name: ClassVar[str]
+    needs_model: ClassVar[str] = ""  # the train.method of the network it needs ("" = none)
 
     @abstractmethod
     def generate(self, sample: Sample) -> np.ndarray:
@@ -34,64 +50,17 @@ class Generator(ABC):
     def params(self) -> dict:
         return dataclasses.asdict(self) if dataclasses.is_dataclass(self) else {}
 
+    def attach_model(self, trained: TrainedModel) -> None:
+        """Hand the generator its trained network (only for those with ``needs_model``)."""
+        raise TypeError(f"generator {self.name!r} uses no trained network")
 
-def generator_names() -> list[str]:
-    return sorted(GENERATORS)
-
-
-def make_generator(name: str, **params) -> Generator:
-    """Build a generator by name; ``params`` override its dataclass defaults."""
-    if name not in GENERATORS:
-        raise ValueError(f"unknown generator {name!r}; choose from {', '.join(generator_names())}")
-    cls = generator_class(name)
-    known = {f.name for f in dataclasses.fields(cls) if f.init}
-    unknown = set(params) - known
-    if unknown:
-        raise ValueError(
-            f"generator {name!r} has no parameter(s) {sorted(unknown)}; it has {sorted(known)}"
-        )
-    types = typing.get_type_hints(cls)
-    for key, value in params.items():
-        check_param(name, key, value, types[key])
-    # 1 and 1.0 are one parameter value (meta.json compares them as JSON).
-    params = {k: float(v) if types[k] is float else v for k, v in params.items()}
-    return cls(**params)
+    def check_model(self, trained: TrainedModel) -> None:
+        """A ValueError unless ``trained`` comes from a run of ``needs_model``."""
+        if trained.method != self.needs_model:
+            raise ValueError(
+                f"{trained.run_dir or 'the network'} was trained with method "
+                f"{trained.method!r}; the {self.name} generator needs a {self.needs_model} run"
+            )
 
 
-# Parameters that count something and need at least one; other numbers must be >= 0.
-AT_LEAST_ONE = ("iterations", "grid")
-
-
-def check_param(generator: str, key: str, value: object, wanted: type) -> None:
-    """ValueError naming ``key`` unless ``value`` has the field's type (int, float, bool, str)
-    and, for numbers, is finite and >= 0 (>= 1 for :data:`AT_LEAST_ONE`): checked once, before
-    any work, instead of failing on every image."""
-    number = isinstance(value, int | float) and not isinstance(value, bool)
-    fits = {
-        int: isinstance(value, int) and not isinstance(value, bool),
-        float: number,
-        bool: isinstance(value, bool),
-        str: isinstance(value, str),
-    }.get(wanted, True)
-    if not fits:
-        raise ValueError(
-            f"generator {generator!r}: parameter {key}={value!r} must be {wanted.__name__}"
-        )
-    low = 1 if key in AT_LEAST_ONE else 0
-    if number and not (math.isfinite(value) and value >= low):  # type: ignore[arg-type]
-        raise ValueError(f"generator {generator!r}: parameter {key}={value!r} must be >= {low}")
-
-
-# name -> (module, class). Only the chosen generator's module is imported, so that
-# `weakseg labels --generator box` imports neither OpenCV, pydensecrf nor torch.
-GENERATORS = {
-    "bana": ("weakseg.pseudo.bana", "BanaGenerator"),
-    "box": ("weakseg.pseudo.box", "BoxGenerator"),
-    "crf-box": ("weakseg.pseudo.crf", "CrfBoxGenerator"),
-    "grabcut": ("weakseg.pseudo.grabcut", "GrabCutGenerator"),
-}
-
-
-def generator_class(name: str) -> type[Generator]:
-    module, cls = GENERATORS[name]
-    return getattr(importlib.import_module(module), cls)
+__all__ = ["Generator", "TrainedModel"]

@@ -1,79 +1,21 @@
-"""Dense CRF (Kraehenbuehl & Koltun 2011) and the box-unary pseudo-label baseline.
+"""The box-unary dense-CRF pseudo-label baseline; the CRF itself is ``weakseg.crf``.
 
-``dense_crf`` is the shared wrapper: BANA stage 2 (Y_crf), SEC's constrain-to-boundary target and
-test-time CRF post-processing all call it. ``CrfBoxGenerator`` is WSSL's "Bbox-Seg" baseline
-(Papandreou et al., ICCV 2015, section 3.2; BANA Table 1 row 'WSSL'): a dense CRF whose unaries
-come from the boxes alone, the box centre more surely foreground than its rim, the outside of all
-boxes surely background.
+``CrfBoxGenerator`` is WSSL's "Bbox-Seg" baseline (Papandreou et al., ICCV 2015, section 3.2;
+BANA Table 1 row 'WSSL'): a dense CRF whose unaries come from the boxes alone, the box centre more
+surely foreground than its rim, the outside of all boxes surely background.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
 
+from weakseg.crf import CrfParams, dense_crf
 from weakseg.data.boxes import box_label_map, class_box_masks, pixel_box
 from weakseg.data.sample import Sample
 from weakseg.pseudo.base import Generator
-
-EPS = 1e-6  # probability floor before -log, so no unary is infinite
-
-
-@dataclass
-class CrfParams:
-    """Dense-CRF parameters. Defaults: BANA stage 2 (REFERENCE_NOTES, BANA section: bilateral
-    compat 4, sxy 55, srgb 3; gaussian compat 3, sxy 3; 10 mean-field iterations).
-
-    ``bi_*``: the contrast-sensitive (appearance) kernel, positions scaled by ``bi_sxy`` pixels and
-    RGB values by ``bi_srgb``; ``g_*``: the smoothness kernel on positions only. Generators that
-    run a CRF inherit these as flat fields (so `weakseg labels ... bi_sxy=60` works) and pass
-    ``self.crf_params()`` to ``dense_crf``.
-    """
-
-    iterations: int = 10
-    bi_sxy: float = 55.0
-    bi_srgb: float = 3.0
-    bi_compat: float = 4.0
-    g_sxy: float = 3.0
-    g_compat: float = 3.0
-
-    def crf_params(self) -> CrfParams:
-        """Just these parameters (also when ``self`` is a generator that inherits them)."""
-        return CrfParams(**{f.name: getattr(self, f.name) for f in fields(CrfParams)})
-
-
-def dense_crf(image: np.ndarray, probs: np.ndarray, params: CrfParams | None = None) -> np.ndarray:
-    """Mean-field dense-CRF inference with Potts pairwise terms.
-
-    Args:
-        image: H x W x 3 uint8 RGB (the bilateral kernel compares raw 0..255 values).
-        probs: C x H x W label probabilities (need not be exactly normalised); unary = -log(probs).
-        params: kernel parameters; BANA stage-2 values when None.
-
-    Returns:
-        C x H x W float32 marginals, summing to 1 over C at every pixel.
-    """
-    import pydensecrf.densecrf as dcrf  # lazy: only CRF users pay for the import
-
-    params = params or CrfParams()
-    n_labels, height, width = probs.shape
-    if image.shape[:2] != (height, width):
-        raise ValueError(f"image {image.shape[:2]} and probs {probs.shape[1:]} differ in size")
-    if image.dtype != np.uint8:  # a cast would hide BANA's normalised-image bug (REFERENCE_NOTES)
-        raise TypeError(f"dense_crf needs the H x W x 3 uint8 RGB image, got {image.dtype}")
-    unary = -np.log(np.clip(probs, EPS, None)).reshape(n_labels, -1)
-    crf = dcrf.DenseCRF2D(width, height, n_labels)
-    crf.setUnaryEnergy(np.ascontiguousarray(unary, dtype=np.float32))
-    crf.addPairwiseGaussian(sxy=params.g_sxy, compat=params.g_compat)
-    # pydensecrf takes a writable C-contiguous uint8 buffer (PIL-backed arrays are read-only).
-    rgb = np.require(image, dtype=np.uint8, requirements=["C", "W"])
-    crf.addPairwiseBilateral(
-        sxy=params.bi_sxy, srgb=params.bi_srgb, rgbim=rgb, compat=params.bi_compat
-    )
-    marginals = crf.inference(params.iterations)
-    return np.asarray(marginals, dtype=np.float32).reshape(n_labels, height, width)
 
 
 @dataclass
@@ -156,3 +98,6 @@ class CrfBoxGenerator(CrfParams, Generator):
         for i, c in enumerate(classes):
             allowed[1 + i] = masks[int(c)]
         return allowed
+
+
+__all__ = ["CrfBoxGenerator", "CrfParams", "dense_crf"]  # the CRF names re-exported for old imports

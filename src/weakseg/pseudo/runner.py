@@ -23,7 +23,8 @@ from weakseg.data.dataset import DataError
 from weakseg.data.specs import open_dataset
 from weakseg.outputs import writable_dir
 from weakseg.progress import progress_bar
-from weakseg.pseudo.base import Generator, make_generator
+from weakseg.pseudo.base import Generator, TrainedModel
+from weakseg.pseudo.registry import make_generator
 from weakseg.pseudo.store import LabelStore
 
 MAX_EXAMPLES = 3
@@ -100,11 +101,17 @@ def run_labels(
     workers: int | None = None,
     shard: tuple[int, int] = (0, 1),
     progress: bool = True,
+    trained: TrainedModel | None = None,
 ) -> LabelRunSummary:
-    """Label every id of ``spec`` in shard ``shard`` with ``generator`` into ``out``."""
+    """Label every id of ``spec`` in shard ``shard`` with ``generator`` into ``out``;
+    ``trained``: the network of a generator that needs one (the CLI loads it from run_dir)."""
     params = params or {}
     workers = workers or os.cpu_count() or 1
     gen = make_generator(generator, **params)  # fails early on a bad name or parameter
+    if trained is not None:
+        gen.attach_model(trained)
+    elif gen.needs_model:
+        raise ValueError(f"generator {gen.name!r} needs a trained {gen.needs_model} network")
     dataset = open_dataset(spec)  # before anything is written: a bad spec leaves no meta.json
     writable_dir(out, "--out folder")
     store = LabelStore(out)
