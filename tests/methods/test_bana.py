@@ -202,9 +202,10 @@ def test_three_stages_end_to_end(tmp_path: Path):
     with single_torch_thread():
         train(cfg1, tmp_path / "stage1")
         labels = tmp_path / "labels"
-        for spec in ("synthetic:4", "synthetic:2:9"):  # training images, then unseen ones
+        # training images, then unseen ones (another dataset: its own label folder)
+        for spec, out in (("synthetic:4", labels), ("synthetic:2:9", tmp_path / "unseen")):
             code = weakseg(["labels", "--dataset", spec, "--generator", "bana", "--out",
-                            str(labels), "--workers", "1", "--no-progress",
+                            str(out), "--workers", "1", "--no-progress",
                             f"run_dir={tmp_path / 'stage1'}"])  # fmt: skip
             assert code == 0
         store = LabelStore(labels)
