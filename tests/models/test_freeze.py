@@ -95,3 +95,12 @@ def test_freeze_values_are_checked():
         load_config(None, ["model.freeze=some"])
     with pytest.raises(ConfigError, match="cache_views needs a frozen encoder"):
         load_config(None, ["data.cache_views=2"])
+
+
+def test_bana_classifier_freezes_all_but_its_last_stage():
+    from weakseg.models.classifier import build_box_classifier
+
+    model = build_box_classifier(num_classes=3, weights="none", output_stride=16, freeze="stride16")
+    trainable = {n.split(".")[2] for n, p in model.encoder.named_parameters() if p.requires_grad}
+    assert trainable == {"5", "6"}  # blocks.5 and blocks.6: the stride-32 stage (dilated to 16)
+    assert all(p.requires_grad for p in model.classifier.parameters())

@@ -71,7 +71,7 @@ class BapClassification(Method):
         from weakseg.models.classifier import build_box_classifier
 
         model = build_box_classifier(cfg.model.encoder, num_classes, cfg.model.weights,
-                                     cfg.model.output_stride)  # fmt: skip
+                                     cfg.model.output_stride, cfg.model.freeze)  # fmt: skip
         self.output_stride = model.output_stride
         return model
 

@@ -57,8 +57,11 @@ def build_box_classifier(
     num_classes: int = 21,
     weights: str = "imagenet",
     output_stride: int = 8,
+    freeze: str = "none",
 ) -> BoxClassifier:
-    enc = build_encoder(encoder, weights=weights, output_stride=output_stride)
+    """``freeze`` as ``model.freeze`` (the CPU protocol: "stride16" keeps the last stage, whose
+    features BAP must learn, trainable; this model reads no feature cache)."""
+    enc = build_encoder(encoder, weights=weights, output_stride=output_stride, freeze=freeze)
     mean, std = encoder_normalization(encoder)
     return BoxClassifier(enc, num_classes, mean, std)
 
