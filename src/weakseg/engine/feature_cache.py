@@ -32,16 +32,15 @@ import hashlib
 import json
 import os
 import shutil
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from weakseg.data.training import TrainingDataset, collate_training
+from weakseg.progress import progress_bar
 
 FORMAT_VERSION = 1
 
@@ -138,8 +137,8 @@ def _build(model, data, views, identity, directory, batch_size, workers, progres
     partial.mkdir(parents=True)
     count, device, start = len(data), next(model.parameters()).device, time.perf_counter()
     arrays: dict[int, np.ndarray] = {}
-    bar = tqdm(total=views * count, desc=f"feature cache ({views} views)", unit="img",
-               file=sys.stderr, disable=not progress, dynamic_ncols=True)  # fmt: skip
+    bar = progress_bar(total=views * count, desc=f"feature cache ({views} views)", unit="img",
+                       enabled=progress)  # fmt: skip
     was_training = model.training
     model.eval()
     try:

@@ -120,7 +120,7 @@ def train(cfg: Config, run_dir: str | Path, progress: bool = True) -> dict:
             run_dir.mkdir(parents=True, exist_ok=True)
             save_config(cfg, run_dir / CONFIG_FILE)
             _say(f"{cfg.train.method}: {data.describe()}")
-        run = build_run(cfg, run_dir, env, method, data)
+        run = build_run(cfg, run_dir, env, method, data, progress)
         start = resume(run)
         t0 = time.perf_counter()
         _iterate(run, start, progress)
@@ -151,7 +151,9 @@ def build_training_dataset(cfg: Config, method: Method) -> TrainingDataset:
     )
 
 
-def cached_training_data(cfg: Config, data: TrainingDataset, model: nn.Module, env: DistEnv):
+def cached_training_data(
+    cfg: Config, data: TrainingDataset, model: nn.Module, env: DistEnv, progress: bool = True
+):
     """``data`` with the frozen encoder's maps of ``data.cache_views`` views per image, from
     the feature cache (built first if missing; see weakseg.engine.feature_cache)."""
     from weakseg.engine.feature_cache import CachedViews, open_cache
@@ -162,7 +164,7 @@ def cached_training_data(cfg: Config, data: TrainingDataset, model: nn.Module, e
     d = cfg.data
     data.seed = d.cache_seed  # the views' augmentation; train.seed still orders the batches
     cache = open_cache(model, data, d.cache_views, d.cache_dir, d.cache_memory_gb,
-                       workers=d.workers, progress=env.is_main)  # fmt: skip
+                       workers=d.workers, progress=progress and env.is_main)  # fmt: skip
     return CachedViews(data, cache, seed=cfg.train.seed)
 
 
@@ -205,7 +207,12 @@ def check_run_dir(run_dir: Path, cfg: Config, env: DistEnv) -> dict | None:
 
 
 def build_run(
-    cfg: Config, run_dir: Path, env: DistEnv, method: Method, data: TrainingDataset
+    cfg: Config,
+    run_dir: Path,
+    env: DistEnv,
+    method: Method,
+    data: TrainingDataset,
+    progress: bool = True,
 ) -> Run:
     """Model, optimizer, scaler and loader for ``cfg`` (seeded identically on every rank, so
     the global RNG states match across ranks and rank 0's checkpoint resumes them all)."""
@@ -220,7 +227,7 @@ def build_run(
     if tc.channels_last:
         model = model.to(memory_format=torch.channels_last)
     if cfg.data.cache_views:
-        data = cached_training_data(cfg, data, model, env)
+        data = cached_training_data(cfg, data, model, env, progress)
         if env.is_main:
             _say(data.describe())
     optimizer = build_optimizer(model, cfg)
