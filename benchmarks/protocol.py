@@ -75,7 +75,8 @@ def option_row(name: str, args: argparse.Namespace) -> dict:
     row = train_seeds(name, CONFIG, overrides, Path(args.out), f"voc:{args.data}:dev_val",
                       args.seeds)  # fmt: skip
     caches = [s["summary"]["feature_cache"] for s in row["seeds"].values()]
-    row["cache_minutes"] = max(c["build_seconds"] or 0 for c in caches) / 60
+    built = [c["build_seconds"] for c in caches if c["build_seconds"] is not None]
+    row["cache_minutes"] = max(built) / 60 if built else None  # None: built before it was timed
     row["cache_mib"] = caches[0]["mib"]
     return row
 
@@ -127,8 +128,9 @@ def _search_lines(rows: dict[str, dict]) -> list[str]:
 def _option_line(name: str, about: str, r: dict) -> str:
     per_seed = " / ".join(f"{100 * s['miou']:.1f}" for s in r["seeds"].values())
     minutes = r["train_minutes"]["mean"]
+    cache = "—" if r["cache_minutes"] is None else f"{r['cache_minutes']:.1f}"
     return (
-        f"| {name} | {about} | {mean_spread(r)} | {per_seed} | {r['cache_minutes']:.1f} | "
+        f"| {name} | {about} | {mean_spread(r)} | {per_seed} | {cache} | "
         f"{r['cache_mib']:.0f} | {minutes:.1f} | {100 * r['miou']['mean'] / minutes:.1f} |"
     )
 
@@ -142,7 +144,8 @@ def _options_lines(rows: dict[str, dict], default: dict | None) -> list[str]:
     shown = {n: rows[n] for n in OPTIONS if n in rows}
     if default:
         summary = next(iter(default["seeds"].values()))["summary"].get("feature_cache", {})
-        default = default | {"cache_minutes": (summary.get("build_seconds") or 0) / 60,
+        seconds = summary.get("build_seconds")
+        default = default | {"cache_minutes": seconds / 60 if seconds is not None else None,
                              "cache_mib": summary.get("mib", 0)}  # fmt: skip
         lines.append(_option_line("default (`full` row)", "as voc_full_cpu.yaml", default))
         shown["full"] = default
