@@ -5,8 +5,8 @@ Rows (one JSON each under benchmarks/results/protocol/; a finished row is not re
   full-cpu-cold   `weakseg train configs/voc_full_cpu.yaml` as a user runs it, with an empty
                   feature-cache folder: the cache build (seed 0) and the training are both
                   timed, then `weakseg eval` on dev_val; seeds --seeds
-  option rows     voc_full_cpu.yaml with one setting changed, at the table budget
-                  (--iterations, 150 by default, as the method tables), to compare quality per
+  option rows     voc_full_cpu.yaml with one setting changed, at the config's budget (as the
+                  method tables; --iterations overrides it), to compare quality per
                   minute: decoder width, LargeFOV, views per image K, encoder lite0/1/2, the last
                   encoder stage trainable. The unchanged setting is the `full` row of
                   benchmarks/results/train_baselines_cpu/.
@@ -70,8 +70,10 @@ def cold_row(args: argparse.Namespace) -> dict:
 
 
 def option_row(name: str, args: argparse.Namespace) -> dict:
-    overrides = [*OPTIONS[name][0], f"train.iterations={args.iterations}",
-                 f"train.threads={args.threads}", f"data.cache_dir={args.cache_dir}"]  # fmt: skip
+    overrides = [*OPTIONS[name][0], f"train.threads={args.threads}",
+                 f"data.cache_dir={args.cache_dir}"]  # fmt: skip
+    if args.iterations:
+        overrides.append(f"train.iterations={args.iterations}")
     row = train_seeds(name, CONFIG, overrides, Path(args.out), f"voc:{args.data}:dev_val",
                       args.seeds)  # fmt: skip
     caches = [s["summary"]["feature_cache"] for s in row["seeds"].values()]
@@ -107,7 +109,12 @@ def search_row(run_dir: Path) -> dict:
     return {"name": run_dir.name, "settings": settings, "miou": result["miou"],
             "iou": result["iou"], "seed": t.seed, "eval_dataset": result["dataset"],
             "train_minutes": summary["seconds"] / 60, "images_per_s": summary["images_per_s"],
-            "command": f"weakseg train --run-dir {run_dir} {CONFIG} ... (see run_dir/config.yaml)",
+            "command": f"weakseg train --run-dir {run_dir} {CONFIG} model.encoder={m.encoder} "
+                       f"model.decoder={m.decoder} model.decoder_channels={m.decoder_channels} "
+                       f"train.optimizer={t.optimizer} train.lr={t.lr:g} "
+                       f"train.iterations={t.iterations} data.batch_size={d.batch_size} "
+                       f"data.cache_views={d.cache_views} train.loss_stride={t.loss_stride} "
+                       f"train.seed={t.seed}",
             }  # fmt: skip
 
 
@@ -175,9 +182,9 @@ def render(rows: dict[str, dict], baselines: dict[str, dict]) -> str:
     if search:
         lines += [*_search_lines(search), "",
                   "Recorded with `python -m benchmarks.protocol --record RUN_DIR ...` from runs "
-                  "of `weakseg train --run-dir RUN_DIR configs/voc_full_cpu.yaml` with the "
-                  "overrides that give these settings (each JSON row under "
-                  "benchmarks/results/protocol_search/ and RUN_DIR/config.yaml)."]  # fmt: skip
+                  "of `weakseg train` on configs/voc_full_cpu.yaml; each JSON row under "
+                  "benchmarks/results/protocol_search/ holds the run's command with these "
+                  "settings as overrides."]  # fmt: skip
     return "\n".join(lines)
 
 
@@ -188,7 +195,7 @@ def main() -> int:
     parser.add_argument("--data", default=DEFAULT_VOC)
     parser.add_argument("--out", default="bench-out/protocol")
     parser.add_argument("--cache-dir", default="bench-out/cache")
-    parser.add_argument("--iterations", type=int, default=150, help="budget of option rows")
+    parser.add_argument("--iterations", type=int, default=0, help="option rows (0 = config's)")
     parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--only", nargs="*", help="rows to (re)run")
