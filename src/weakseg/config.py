@@ -51,6 +51,10 @@ class DataConfig:
     color_jitter: float = 0.0  # brightness/contrast/saturation strength (0 = off, 0.4 = strong)
     batch_size: int = 8  # images per process and micro-batch
     workers: int = 2  # data-loader processes (results do not depend on it)
+    # "uniform" (each image once per epoch) or "repeat_factor": images with rare classes drawn
+    # more often (LVIS repeat-factor sampling, weakseg.data.sampling), threshold t below.
+    sampling: str = "uniform"
+    repeat_threshold: float = 0.1  # classes in fewer than this fraction of images are oversampled
     # Feature cache of the frozen encoder (model.freeze), weakseg.engine.feature_cache: the
     # frozen maps of cache_views augmented views per image, computed once and reused by every
     # run with the same encoder, weights, freeze point, dataset, transform and cache_seed.
@@ -229,6 +233,10 @@ def validate(cfg: Config) -> None:
     freeze = cfg.model.freeze
     if freeze not in ("none", "all") and not (freeze.startswith("stride") and freeze[6:].isdigit()):
         raise ConfigError(f"model.freeze={freeze!r}: use none, all or strideN (e.g. stride16)")
+    if cfg.data.sampling not in ("uniform", "repeat_factor"):
+        raise ConfigError(f"data.sampling={cfg.data.sampling!r}: use uniform or repeat_factor")
+    if cfg.data.repeat_threshold <= 0:
+        raise ConfigError(f"data.repeat_threshold must be > 0, got {cfg.data.repeat_threshold}")
     if cfg.data.cache_views and freeze == "none":
         raise ConfigError("data.cache_views needs a frozen encoder: set model.freeze")
     if not 0 < cfg.data.scale_min <= cfg.data.scale_max:

@@ -98,12 +98,18 @@ class SkippedSamples:
 
 class UsableSubset(Dataset):
     """The samples of ``dataset`` that load, found by loading each once (``skipped`` says why
-    the others were left out). Raises DataError when none is usable."""
+    the others were left out; ``image_labels`` keeps each usable sample's class indices, for
+    class-balanced sampling). Raises DataError when none is usable."""
 
     def __init__(self, dataset: Dataset):
         self.dataset, self.classes, self.spec = dataset, dataset.classes, dataset.spec
         self.skipped = SkippedSamples()
-        self.ids = [i for i in dataset.ids if self.skipped.load(dataset, i) is not None]
+        self.image_labels: dict[str, tuple[int, ...]] = {}
+        for sample_id in dataset.ids:
+            sample = self.skipped.load(dataset, sample_id)
+            if sample is not None:
+                self.image_labels[sample_id] = tuple(int(c) for c in sample.image_labels)
+        self.ids = list(self.image_labels)
         if not self.ids and dataset.ids:
             problem = "no usable sample; " + self.skipped.describe(len(dataset))
             raise DataError(dataset.spec, problem)

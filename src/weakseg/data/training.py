@@ -31,6 +31,7 @@ from weakseg.data.classes import ClassList
 from weakseg.data.dataset import DataError, Dataset
 from weakseg.data.mixed import MixedSupervision, choose_labelled
 from weakseg.data.sample import Sample
+from weakseg.data.sampling import RepeatFactorSampler, repeat_factors
 from weakseg.data.transforms import TrainTransform
 from weakseg.pseudo.store import LabelStore
 
@@ -101,6 +102,14 @@ class TrainingDataset(torch.utils.data.Dataset):
     def set_epoch(self, epoch: int) -> None:
         """Called before each epoch's loader iterator is made (workers copy the dataset then)."""
         self.epoch = epoch
+
+    def image_classes(self) -> list[tuple[int, ...]]:
+        """The class indices in each image (its image-level labels), by index: remembered by a
+        UsableSubset, else read."""
+        known = getattr(self.dataset, "image_labels", None)
+        if known is not None:
+            return [known[i] for i in self.dataset.ids]
+        return [tuple(int(c) for c in sample.image_labels) for sample in self.dataset]
 
     def describe(self) -> str:
         """One line: how many images and where their targets come from."""
@@ -274,15 +283,23 @@ def training_loader(
     world_size: int = 1,
     rank: int = 0,
     pin_memory: bool = False,
+    sampling: str = "uniform",
+    repeat_threshold: float = 0.1,
 ) -> torch.utils.data.DataLoader:
     """Shuffled (by ``data.seed`` and the epoch), sharded by rank, full batches only; with a
-    MixedSupervision PP chance, drawn by its sampler instead. ``data`` may also be a
+    MixedSupervision PP chance, drawn by its sampler instead; with ``sampling="repeat_factor"``,
+    images of rare classes drawn more often (weakseg.data.sampling). ``data`` may also be a
     feature cache's CachedViews around a TrainingDataset. Iterate it through
     :func:`epoch_iterator`."""
     base = getattr(data, "data", data)  # the TrainingDataset inside a CachedViews
     mixed = getattr(base, "mixed", None)
     if mixed is not None and mixed.chance > 0:
+        if sampling != "uniform":
+            raise ValueError("data.sampling=repeat_factor cannot be combined with a PP chance")
         sampler = mixed.sampler(base, world_size, rank, data.seed)
+    elif sampling == "repeat_factor":
+        factors = repeat_factors(base.image_classes(), repeat_threshold)
+        sampler = RepeatFactorSampler(factors, world_size, rank, data.seed)
     else:
         sampler = ResumableSampler(data, world_size, rank, data.seed)
     return torch.utils.data.DataLoader(

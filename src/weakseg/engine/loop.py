@@ -233,7 +233,9 @@ def build_run(
     optimizer = build_optimizer(model, cfg)
     scaler = torch.amp.GradScaler(env.device.type, enabled=precision == "fp16")
     loader = training_loader(data, cfg.data.batch_size, cfg.data.workers, env.world_size,
-                             env.rank, pin_memory=env.device.type == "cuda")  # fmt: skip
+                             env.rank, pin_memory=env.device.type == "cuda",
+                             sampling=cfg.data.sampling,
+                             repeat_threshold=cfg.data.repeat_threshold)  # fmt: skip
     per_step = cfg.data.batch_size * tc.grad_accum
     steps_per_epoch = loader.sampler.num_samples // per_step
     if steps_per_epoch == 0:
