@@ -66,7 +66,8 @@ def test_loader_oversamples_images_of_rare_classes():
     raw = UsableSubset(open_dataset("synthetic:12:3"))
     data = TrainingDataset(raw, "gt", TrainTransform(64, 1.0, 1.0, False, 0.0))
     classes = data.image_classes()
-    assert classes == [tuple(int(c) for c in s.image_labels) for s in open_dataset("synthetic:12:3")]
+    expected = [tuple(int(c) for c in s.image_labels) for s in open_dataset("synthetic:12:3")]
+    assert classes == expected
     factors = repeat_factors(classes, 0.9)
     assert factors.max() > factors.min()  # the synthetic set has rarer and commoner classes
     loader = training_loader(data, batch_size=4, workers=0, sampling="repeat_factor",
