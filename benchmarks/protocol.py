@@ -105,6 +105,8 @@ def search_row(run_dir: Path) -> dict:
         "batch": d.batch_size,
         "views": d.cache_views,
         "loss stride": t.loss_stride,
+        "output stride": m.output_stride,
+        "sampling": d.sampling,
     }
     return {"name": run_dir.name, "settings": settings, "miou": result["miou"],
             "iou": result["iou"], "seed": t.seed, "eval_dataset": result["dataset"],
@@ -114,12 +116,20 @@ def search_row(run_dir: Path) -> dict:
                        f"train.optimizer={t.optimizer} train.lr={t.lr:g} "
                        f"train.iterations={t.iterations} data.batch_size={d.batch_size} "
                        f"data.cache_views={d.cache_views} train.loss_stride={t.loss_stride} "
+                       f"model.output_stride={m.output_stride} data.sampling={d.sampling} "
                        f"train.seed={t.seed}",
             }  # fmt: skip
 
 
+# Settings that older search rows did not record, at the value they all had.
+SETTING_DEFAULTS = {"output stride": 32, "sampling": "uniform"}
+
+
 def _search_lines(rows: dict[str, dict]) -> list[str]:
-    keys = list(next(iter(rows.values()))["settings"])
+    rows = {n: r | {"settings": r["settings"] | {k: v for k, v in SETTING_DEFAULTS.items()
+                                                   if k not in r["settings"]}}
+            for n, r in rows.items()}  # fmt: skip
+    keys = list(max(rows.values(), key=lambda r: len(r["settings"]))["settings"])
     lines = ["How the defaults were chosen (one seed each, `train.seed=0`; only large gaps count, "
              "see the spread of the tables' rows):", "",
              "| run | " + " | ".join(keys) + " | mIoU | train min | img/s |",
