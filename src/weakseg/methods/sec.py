@@ -33,29 +33,27 @@ from torch import Tensor, nn
 
 from weakseg.config import Config
 from weakseg.losses import sec as S
-from weakseg.methods.base import Method
+from weakseg.methods.base import Method, build_segmenter_from_config
 
 POOLINGS = {"gwrp": None, "gmp": 0.0, "gap": 1.0}  # d+ of each (None: method.d_plus)
 
 
 @dataclass
 class SecClassifier(Method):
-    """The localization network: encoder -> bias-free 1x1 class scores at every cell (CAM_c) ->
-    global average pooling -> multi-label logistic loss on the tags (L outputs, no
-    background). ``forward`` gives {"features", "cam"} (``BoxClassifier``)."""
+    """The localization network: encoder -> decoder (the configs: LargeFOV fc6/fc7, as the
+    paper's fc6_CAM / fc7_CAM) -> bias-free 1x1 class scores at every cell (the "seg" head, L
+    outputs, no background: CAM_c) -> global average pooling -> multi-label logistic loss on the
+    tags. A Segmenter, so a frozen encoder's feature cache serves it (and the "sec" run after
+    it, when encoder, warp size and dataset match)."""
 
     name: ClassVar[str] = "sec-classifier"
     label_source: ClassVar[str] = "tags"  # nothing but the image-level tags
 
     def build_model(self, cfg: Config, num_classes: int) -> nn.Module:
-        from weakseg.models.classifier import build_box_classifier
-
-        m = cfg.model
-        return build_box_classifier(m.encoder, num_classes - 1, m.weights, m.output_stride,
-                                    m.freeze)  # fmt: skip
+        return build_segmenter_from_config(cfg.model, num_classes - 1, seg_head="dot")
 
     def losses(self, batch: dict, outputs: dict[str, Tensor]) -> dict[str, Tensor]:
-        cam = outputs["cam"]  # N x L x h x w
+        cam = outputs["seg"]  # N x L x h x w
         valid = F.interpolate(batch["valid"][:, None].float(), size=cam.shape[-2:], mode="nearest")
         scores = (cam * valid).sum(dim=(2, 3)) / valid.sum(dim=(2, 3)).clamp(min=1)  # GAP
         tags = batch["image_labels"][:, 1:].to(scores.dtype)

@@ -11,7 +11,8 @@ On the image warped to ``size`` x ``size`` (as SEC trains), at the classifier's 
   map (Simonyan et al.): the gradient of the sum of the class scores with respect to the encoder
   map ``saliency_depth`` levels before the last (at the output grid), max |grad| over channels,
   a ``median`` x ``median`` median filter; cells below the value at sorted index
-  int(bg_share x cells), as the authors' code;
+  int(bg_share x cells), as the authors' code. By default the map is the encoder's last one,
+  the decoder's input (the authors take VGG's conv4_1, also at the 41 x 41 output grid);
 - conflicts: a cell claimed by several classes (the background included) goes to the class with
   the smallest cue area (supplement 6.1).
 
@@ -99,7 +100,7 @@ class SecCueGenerator(Generator):
     fg_threshold: float = 0.2  # CAM > fg_threshold x max (paper)
     bg_share: float = 0.1  # the least salient share of cells (paper)
     median: int = 3  # median filter of the saliency (paper: 3 x 3)
-    saliency_depth: int = 1  # gradient at the encoder map this many levels before the last
+    saliency_depth: int = 0  # gradient at the encoder's last map (0) or this many levels before
     device: str = "cpu"
     _trained: TrainedModel | None = field(default=None, init=False, repr=False, compare=False)
     _network: object = field(default=None, init=False, repr=False, compare=False)
@@ -112,8 +113,8 @@ class SecCueGenerator(Generator):
             )
         if not 0.0 <= self.fg_threshold < 1.0 or not 0.0 < self.bg_share < 1.0:
             raise ValueError("fg_threshold must be in [0, 1) and bg_share in (0, 1)")
-        if self.size < 32 or self.median < 1 or self.median % 2 == 0 or self.saliency_depth < 1:
-            raise ValueError("size must be >= 32, median odd, saliency_depth >= 1")
+        if self.size < 32 or self.median < 1 or self.median % 2 == 0 or self.saliency_depth < 0:
+            raise ValueError("size must be >= 32, median odd, saliency_depth >= 0")
 
     @classmethod
     def for_model(cls, model: torch.nn.Module, **params) -> SecCueGenerator:
@@ -145,18 +146,17 @@ class SecCueGenerator(Generator):
         device = next(model.parameters()).device
         warped = cv2.resize(image, (self.size, self.size), interpolation=cv2.INTER_LINEAR)
         x = torch.from_numpy(warped).to(device).permute(2, 0, 1)[None].float().div_(255.0)
-        x = (x - model.mean) / model.std
-        x = F.pad(x, (0, (32 - self.size % 32) % 32, 0, (32 - self.size % 32) % 32))
+        x = model._pad((x - model.mean) / model.std)
         encoder, levels = model.encoder, len(model.encoder.channels)
-        split = levels - self.saliency_depth
+        inner_level = levels - 1 - self.saliency_depth
         with torch.no_grad():
-            inner = encoder.forward_levels(x, 0, split)[-1]
-        inner.requires_grad_(True)
+            pyramid = list(encoder(x))
+        inner = pyramid[inner_level].detach().requires_grad_(True)
         with torch.enable_grad():
-            cam = model.classifier(encoder.forward_levels(inner, split, levels)[-1])
+            rest = encoder.forward_levels(inner, inner_level + 1, levels)
+            cam = model.heads["seg"](model.decoder([*pyramid[:inner_level], inner, *rest]))
             cam.mean(dim=(2, 3)).sum().backward()  # all-ones gradient on the class scores
-        s = model.output_stride
-        h = w = (self.size + s - 1) // s
+        h = w = -(-self.size // model.output_stride)
         saliency = inner.grad.abs().amax(dim=1, keepdim=True)
         if saliency.shape[-2:] != cam.shape[-2:]:
             saliency = F.interpolate(saliency, size=cam.shape[-2:], mode="bilinear")
