@@ -80,7 +80,8 @@ def cue_statistics(spec: str, labels: str | Path) -> dict:
     return {
         "images": len(done), "counts": totals,
         "cue_share": (totals.get("bg_cells", 0) + totals.get("fg_cells", 0)) / cells,
-        "bg_share": totals.get("bg_cells", 0) / cells, "fg_share": totals.get("fg_cells", 0) / cells,
+        "bg_share": totals.get("bg_cells", 0) / cells,
+        "fg_share": totals.get("fg_cells", 0) / cells,
         "fg_precision": totals.get("fg_right", 0) / max(totals.get("fg_scored", 0), 1),
         "bg_precision": totals.get("bg_right", 0) / max(totals.get("bg_scored", 0), 1),
     }  # fmt: skip
@@ -160,8 +161,9 @@ def render(rows: dict[str, dict]) -> str:
         ratio = f"{r['miou']['mean'] / full['miou']['mean']:.2f}" if full else "—"
         values = " / ".join(f"{100 * s['miou']:.1f}" for s in r["seeds"].values())
         command = next(iter(r["seeds"].values()))["train_command"]
+        minutes = r["train_minutes"]["mean"]
         lines.append(f"| {name} | {what} | {mean_spread(r)} | {mean_spread(r, 'miou_crf')} | "
-                     f"{values} | {ratio} | {r['train_minutes']['mean']:.1f} | `{command}` |")  # fmt: skip
+                     f"{values} | {ratio} | {minutes:.1f} | `{command}` |")  # fmt: skip
     lines += ["", "/ full: mean mIoU over the `full` row of the baselines table (paper: 50.7 / "
               "67.6 = 0.75). Measured with `python -m benchmarks.sec`."]  # fmt: skip
     return "\n".join(lines)
@@ -169,9 +171,10 @@ def render(rows: dict[str, dict]) -> str:
 
 def smoke(out: Path) -> dict:
     """The whole chain on synthetic:8 in seconds (checks the script, measures nothing)."""
-    args = argparse.Namespace(out=str(out), labels=str(out / "cues"), data="",
-                              train_spec="synthetic:8", workers=1, cue_shard="0/1",
-                              classifier_config="configs/sec_classifier_synthetic.yaml")  # fmt: skip
+    config = "configs/sec_classifier_synthetic.yaml"
+    args = argparse.Namespace(out=str(out), labels=str(out / "cues"), data="", workers=1,
+                              train_spec="synthetic:8", cue_shard="0/1",
+                              classifier_config=config)  # fmt: skip
     row = cues_row(args, SMOKE)
     weakseg_or_exit(["train", "--run-dir", str(out / "sec"), "configs/sec_synthetic.yaml",
                      *SMOKE, f"data.labels={out / 'cues'}", "--no-progress"])  # fmt: skip

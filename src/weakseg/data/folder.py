@@ -4,7 +4,7 @@ Spec: ``folder:PATH`` (PATH must not contain ':'). Layout::
 
     PATH/images/<name>.jpg|png       the images
     PATH/boxes.json                  boxes in the simple format below, OR
-    PATH/annotations.json            a COCO instances JSON (read by the COCO reader, all classes), OR
+    PATH/annotations.json            a COCO instances JSON (the COCO reader, all classes), OR
     PATH/tags.json | PATH/tags.csv   image-level tags only (below; for SEC, no boxes at all)
     PATH/masks/<stem>.png            optional index masks (0 = background, 1..L, 255 = ignore);
                                      they override masks drawn from annotations.json
@@ -150,8 +150,10 @@ class FolderDataset(Dataset):
             self.classes, objects = read_boxes_json(boxes_json)
             ids = self._index_files(objects, str(boxes_json))
         else:
-            problem = ("no boxes.json or annotations.json, nor tags.json or tags.csv (see "
-                       "weakseg.data.folder for the format)")
+            problem = (
+                "no boxes.json or annotations.json, nor tags.json or tags.csv (see "
+                "weakseg.data.folder for the format)"
+            )
             raise DataError(str(self.path), problem, MISSING_FILE)
         masks = {p.stem for p in self.masks_dir.glob("*.png")}
         self.ids = sorted(ids | {s for s in masks if find_image(self.images_dir, s)})

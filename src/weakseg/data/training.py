@@ -238,8 +238,9 @@ def _missing_message(store: LabelStore, missing: list[str], spec: str) -> str:
 
 def collate_training(items: list[dict]) -> dict:
     """Stack images, targets and valid masks (B x 3 x S x S, B x S x S, B x S x S), the
-    "labelled" flags (B) and the tags "image_labels" (B x (L+1) bool); boxes stay lists (K varies); cached encoder maps ("features",
-    {level: C x h x w fp16}) become {level: B x C x h x w float32}."""
+    "labelled" flags (B) and the tags "image_labels" (B x (L+1) bool); boxes stay lists (K
+    varies); cached encoder maps ("features", {level: C x h x w fp16}) become {level: B x C x
+    h x w float32}."""
     features = {}
     if "features" in items[0]:
         features["features"] = {

@@ -37,7 +37,9 @@ from weakseg.data.sample import IGNORE, Sample
 from weakseg.pseudo.base import Generator, TrainedModel
 
 
-def foreground_cues(cam: np.ndarray, classes: np.ndarray, threshold: float) -> dict[int, np.ndarray]:
+def foreground_cues(
+    cam: np.ndarray, classes: np.ndarray, threshold: float
+) -> dict[int, np.ndarray]:
     """{class c: h x w bool, CAM_c > threshold x max CAM_c} for each tagged class c (1..L);
     ``cam`` is L x h x w (channel c - 1 is class c). A class whose maximum is <= 0 gets none."""
     cues = {}
@@ -133,8 +135,10 @@ class SecCueGenerator(Generator):
 
     def model(self) -> torch.nn.Module:
         if self._trained is None:
-            raise ValueError("generator 'sec-cues' has no network: `weakseg labels` loads it "
-                             "from run_dir; in Python use SecCueGenerator.for_model(model)")  # fmt: skip
+            raise ValueError(
+                "generator 'sec-cues' has no network: `weakseg labels` loads it from run_dir; "
+                "in Python use SecCueGenerator.for_model(model)"
+            )
         if self._network is None:
             self._network = self._trained.network.to(self.device).eval()
         return self._network
