@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-
 from benchmarks import sec
+
 from weakseg.data.sample import Sample
 from weakseg.pseudo.store import LabelStore
 
