@@ -103,12 +103,23 @@ def test_voc_configs_share_one_budget_per_protocol():
     budget: the earlier full fine-tuning (voc_*.yaml) or the CPU protocol (voc_*_cpu.yaml)."""
     voc = {p.name: load_config(p) for p in CONFIGS if p.name.startswith("voc_")}
     voc = {n: c for n, c in voc.items() if c.train.method != "bana-classifier"}
+    # SEC's configs are the CPU protocol with SEC's own head and input (LargeFOV at stride 16,
+    # one warped view per image): one budget among themselves, the protocol's schedule.
+    sec = [c for c in voc.values() if c.train.method in ("sec", "sec-classifier")]
+    voc = {n: c for n, c in voc.items() if c.train.method not in ("sec", "sec-classifier")}
     cpu = [c for n, c in voc.items() if n.endswith("_cpu.yaml")]
     earlier = [c for n, c in voc.items() if not n.endswith("_cpu.yaml")]
     assert len(earlier) == 11 and len(cpu) >= 11
     assert len({_budget(c) for c in earlier}) == 1
     assert len({_budget(c) for c in cpu}) == 1
     assert cpu[0].model.freeze == "all" and cpu[0].data.cache_views > 0
+    assert len({_budget(c) for c in sec if c.train.method == "sec"}) == 1
+    shared = {(c.train.iterations, c.data.batch_size, c.data.crop_size, c.model.encoder,
+               c.model.freeze, c.model.decoder, c.data.cache_views) for c in sec}  # fmt: skip
+    assert len(sec) == 7 and len(shared) == 1
+    assert _budget(cpu[0])[:3] + (cpu[0].model.encoder,) == _budget(sec[0])[:3] + (
+        sec[0].model.encoder,
+    )
 
 
 def test_eval_crf_fields_map_onto_crf_params():

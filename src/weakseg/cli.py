@@ -149,6 +149,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     for key in ("iterations", "crop_size", "batch_size"):
         if getattr(args, key) is not None:
             setattr(settings, key, getattr(args, key))
+    if args.tags:
+        from weakseg.demo_tags import run_tags_demo
+
+        run_tags_demo(writable_dir(args.out, "--out folder"), settings)
+        return 0
     run_demo(writable_dir(args.out, "--out folder"), settings)
     return 0
 
@@ -384,6 +389,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--crop-size", type=int, help="training crop (160; 320 for VOC)")
     p.add_argument("--batch-size", type=int, help="images per step (8)")
     p.add_argument("--labels-only", action="store_true", help="pseudo labels only, no training")
+    p.add_argument(
+        "--tags",
+        action="store_true",
+        help="the tag-only path instead: SEC cues and training from image tags",
+    )
 
     p = command("labels", cmd_labels, "run a pseudo-label generator over a dataset")
     p.add_argument("--dataset", required=True, help=dataset_help)

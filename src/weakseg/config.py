@@ -49,6 +49,7 @@ class DataConfig:
     scale_max: float = 2.0
     flip: bool = True  # random horizontal flip
     color_jitter: float = 0.0  # brightness/contrast/saturation strength (0 = off, 0.4 = strong)
+    warp: bool = False  # resize to crop_size x crop_size instead of scale + crop (SEC's input)
     batch_size: int = 8  # images per process and micro-batch
     workers: int = 2  # data-loader processes (results do not depend on it)
     # "uniform" (each image once per epoch) or "repeat_factor": images with rare classes drawn

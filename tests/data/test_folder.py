@@ -118,3 +118,48 @@ def test_annotations_json_delegates_to_coco(tmp_path):
     override = np.full((HEIGHT, WIDTH), 3, np.uint8)
     write_png(tmp_path / "set" / "masks" / "a.png", override)
     np.testing.assert_array_equal(dataset.load("a").mask, override)  # masks/ wins over the JSON
+
+
+@pytest.fixture
+def tagged(tmp_path):
+    """images one.jpg (Cat, dog) and two.png (no tag); tags only, no boxes anywhere."""
+    for seed, name in enumerate(("one.jpg", "two.png")):
+        write_jpeg(tmp_path / "images" / name, sample_image(seed))
+    return tmp_path
+
+
+def test_tags_json_gives_image_labels_and_no_boxes(tagged):
+    tags = {"classes": ["Cat", "dog"], "images": {"one.jpg": ["dog", "cat"], "two.png": []}}
+    (tagged / "tags.json").write_text(json.dumps(tags))
+    data = open_dataset(f"folder:{tagged}")
+    assert data.ids == ["one", "two"] and data.classes.names == ("background", "Cat", "dog")
+    one, two = data.load("one"), data.load("two")
+    assert one.image_labels.tolist() == [1, 2] and one.boxes.shape == (0, 4) and one.mask is None
+    assert two.image_labels.tolist() == []
+
+
+def test_tags_csv_reads_the_classes_from_the_header(tagged):
+    (tagged / "tags.csv").write_text("image,Cat,dog\none.jpg,0,1\ntwo.png,0,0\n")
+    data = FolderDataset(tagged)
+    assert data.classes.names == ("background", "Cat", "dog")
+    assert data.load("one").image_labels.tolist() == [2]
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "match"),
+    [
+        ("tags.csv", "image,Cat\none.jpg,yes\n", "0 or 1"),
+        ("tags.json", '{"classes": ["Cat"], "images": {"one.jpg": "Cat"}}', "list of class"),
+        ("tags.json", "[", "not a valid tags file"),
+    ],
+)
+def test_malformed_tags_files(tagged, name, content, match):
+    (tagged / name).write_text(content)
+    with pytest.raises(DataError, match=match):
+        FolderDataset(tagged)
+
+
+def test_unknown_tag_fails_its_image(tagged):
+    (tagged / "tags.json").write_text('{"classes": ["Cat"], "images": {"one.jpg": ["bird"]}}')
+    with pytest.raises(DataError, match="unknown label 'bird'"):
+        FolderDataset(tagged).load("one")

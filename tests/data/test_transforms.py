@@ -205,3 +205,18 @@ def test_sampler_order_comes_from_seed_and_epoch_and_can_start_mid_epoch():
     assert list(sampler) != order
     shares = [list(ResumableSampler(data, 3, r, seed=3)) for r in range(3)]  # 10 -> 3 x 4
     assert all(len(s) == 4 for s in shares) and set(sum(shares, [])) == set(range(10))
+
+
+def test_warp_resizes_the_whole_image_without_crop():
+    from weakseg.data.transforms import TrainTransform
+
+    image = np.zeros((40, 80, 3), np.uint8)
+    image[:, 40:] = 200  # right half bright
+    target = np.zeros((40, 80), np.uint8)
+    target[:, 40:] = 1
+    boxes = np.array([[40, 0, 80, 40]], np.float32)
+    t = TrainTransform(crop_size=32, flip=False, warp=True)
+    crop = t(np.random.default_rng(0), image, target, boxes, np.array([1]))
+    assert crop.image.shape == (32, 32, 3) and crop.valid.all()
+    assert (crop.target[:, 16:] == 1).all() and (crop.target[:, :16] == 0).all()
+    assert crop.boxes.tolist() == [[16, 0, 32, 32]]

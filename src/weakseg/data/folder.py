@@ -4,7 +4,8 @@ Spec: ``folder:PATH`` (PATH must not contain ':'). Layout::
 
     PATH/images/<name>.jpg|png       the images
     PATH/boxes.json                  boxes in the simple format below, OR
-    PATH/annotations.json            a COCO instances JSON (read by the COCO reader, all classes)
+    PATH/annotations.json            a COCO instances JSON (the COCO reader, all classes), OR
+    PATH/tags.json | PATH/tags.csv   image-level tags only (below; for SEC, no boxes at all)
     PATH/masks/<stem>.png            optional index masks (0 = background, 1..L, 255 = ignore);
                                      they override masks drawn from annotations.json
 
@@ -26,6 +27,13 @@ Spec: ``folder:PATH`` (PATH must not contain ':'). Layout::
 - File names in ``images`` must be relative paths inside ``images/`` (no absolute paths, no '..').
 - An unknown label is an error of the image that uses it (other images still load); a file that
   is not in this format is an error when the dataset is opened.
+
+Tags only (``Sample.image_labels``; the samples have no boxes), ``tags.json``::
+
+    {"classes": ["cat", "dog"], "images": {"img1.jpg": ["cat", "dog"], "img2.jpg": []}}
+
+or ``tags.csv``, a header ``image,<class 1>,<class 2>,...`` and one row per image with 1 (present)
+or 0 per class, e.g. ``img1.jpg,1,1``. The classes and their order come from the header.
 """
 
 from __future__ import annotations
@@ -82,6 +90,35 @@ def _check_objects(objects: object, where: str, path: str) -> None:
             raise DataError(path, problem, MALFORMED_ANNOTATION)
 
 
+def read_tags(path: Path) -> tuple[ClassList, dict[str, list[str]]]:
+    """Parse ``tags.json`` or ``tags.csv``: (classes, file name -> tag names)."""
+    import csv
+
+    try:
+        text = path.read_text(encoding="utf-8")
+        if path.suffix == ".json":
+            data = json.loads(text)
+            classes, images = data.get("classes"), data.get("images")
+        else:
+            rows = [r for r in csv.reader(text.splitlines()) if r]
+            classes = [c.strip() for c in rows[0][1:]]
+            images = {r[0].strip(): [c for c, v in zip(classes, r[1:], strict=True)
+                                     if v.strip() == "1"] for r in rows[1:]}  # fmt: skip
+            if any(v.strip() not in ("0", "1") for r in rows[1:] for v in r[1:]):
+                raise ValueError("every class column must be 0 or 1")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, ValueError, IndexError,
+            AttributeError) as err:  # fmt: skip
+        raise DataError(str(path), f"not a valid tags file ({err})", MALFORMED_ANNOTATION) from None
+    if not isinstance(classes, list) or not classes or not all(isinstance(c, str) for c in classes):
+        raise DataError(str(path), "needs a non-empty list of class names", MALFORMED_ANNOTATION)
+    if not isinstance(images, dict) or not all(
+        isinstance(t, list) and all(isinstance(x, str) for x in t) for t in images.values()
+    ):
+        problem = "needs 'images': file name -> list of class names"
+        raise DataError(str(path), problem, MALFORMED_ANNOTATION)
+    return ClassList(classes), images
+
+
 class FolderDataset(Dataset):
     """``PATH/images`` + ``boxes.json`` or ``annotations.json`` (+ ``masks/``); see the module
     docstring for the format and conventions."""
@@ -96,17 +133,27 @@ class FolderDataset(Dataset):
         self._objects: dict[str, list[dict]] = {}
         self._file_of: dict[str, str] = {}
         boxes_json, coco_json = self.path / "boxes.json", self.path / "annotations.json"
-        if boxes_json.is_file() and coco_json.is_file():
-            problem = "has both boxes.json and annotations.json; keep one"
+        tag_files = [p for p in (self.path / "tags.json", self.path / "tags.csv") if p.is_file()]
+        found = [p.name for p in (boxes_json, coco_json, *tag_files) if p.is_file()]
+        if len(found) > 1:
+            problem = f"has {'both ' if len(found) == 2 else ''}{' and '.join(found)}; keep one"
             raise DataError(str(self.path), problem, MALFORMED_ANNOTATION)
-        if coco_json.is_file():
+        self._tags: dict[str, list[str]] | None = None
+        if tag_files:
+            self.classes, self._tags = read_tags(tag_files[0])
+            ids = self._index_files({n: [] for n in self._tags}, str(tag_files[0]))
+            self._tags = {Path(n).stem: t for n, t in self._tags.items()}
+        elif coco_json.is_file():
             self._coco = COCODataset(self.images_dir, coco_json, classes="all", clip=clip)
             self.classes, ids = self._coco.classes, set(self._coco.ids)
         elif boxes_json.is_file():
             self.classes, objects = read_boxes_json(boxes_json)
             ids = self._index_files(objects, str(boxes_json))
         else:
-            problem = "no boxes.json or annotations.json (see weakseg.data.folder for the format)"
+            problem = (
+                "no boxes.json or annotations.json, nor tags.json or tags.csv (see "
+                "weakseg.data.folder for the format)"
+            )
             raise DataError(str(self.path), problem, MISSING_FILE)
         masks = {p.stem for p in self.masks_dir.glob("*.png")}
         self.ids = sorted(ids | {s for s in masks if find_image(self.images_dir, s)})
@@ -162,6 +209,13 @@ class FolderDataset(Dataset):
         image_path = found or self.images_dir / sample_id
         image = read_image(image_path)
         height, width = image.shape[:2]
+        if self._tags is not None:
+            source = "tags.json" if (self.path / "tags.json").is_file() else "tags.csv"
+            tags = [self._label(t, str(self.path / source), name)
+                    for t in self._tags.get(sample_id, [])]  # fmt: skip
+            return Sample(id=sample_id, image=image, boxes=np.zeros((0, 4), np.float32),
+                          box_labels=np.zeros(0, np.int64), image_labels=np.unique(tags),
+                          source=str(image_path))  # fmt: skip
         objects = self._objects.get(sample_id, [])
         labels = [self._label(obj["label"], json_path, name) for obj in objects]
         boxes = np.array([obj["box"] for obj in objects], dtype=np.float64).reshape(-1, 4)

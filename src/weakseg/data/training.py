@@ -10,6 +10,12 @@ The target (H x W, 255 = ignore) comes from the method's ``label_source``:
               pseudo labels for the rest (Box2Seg Table 5 / BANA Table 4 protocol)
     "mixed"   ground truth for the ids ``mixed`` chooses (weakseg.data.mixed), the box label
               map for the rest (label uncertainty's PP / BB images)
+    "tags"    nothing (all 255): the method trains on the image-level tags alone
+    "cues"    the label maps in ``labels/<id>.png`` (SEC's localization cues, 255 = no cue)
+
+The two tag-only sources never read a sample's boxes, box flags or mask: items carry no boxes.
+Every item carries the image-level tags as "image_labels", a multi-hot vector over the classes
+(index 0, the background, is always False).
 
 Every item says whether its target is ground truth of a "semi" / "mixed" choice ("labelled").
 
@@ -30,12 +36,13 @@ from weakseg.data.boxes import box_label_map
 from weakseg.data.classes import ClassList
 from weakseg.data.dataset import DataError, Dataset
 from weakseg.data.mixed import MixedSupervision, choose_labelled
-from weakseg.data.sample import Sample
+from weakseg.data.sample import IGNORE, Sample
 from weakseg.data.sampling import RepeatFactorSampler, repeat_factors
 from weakseg.data.transforms import TrainTransform
 from weakseg.pseudo.store import LabelStore
 
-LABEL_SOURCES = ("gt", "box", "pseudo", "semi", "mixed")
+LABEL_SOURCES = ("gt", "box", "pseudo", "semi", "mixed", "tags", "cues")
+TAG_ONLY = ("tags", "cues")  # label sources that read no box and no mask
 MAX_LISTED = 5
 
 
@@ -86,7 +93,7 @@ class TrainingDataset(torch.utils.data.Dataset):
             self.labelled = mixed.choose(dataset.ids)
         elif label_source == "semi":
             self.labelled = choose_labelled(dataset.ids, labelled_fraction, labelled_seed)
-        self.store = LabelStore(labels_dir) if label_source in ("pseudo", "semi") else None
+        self.store = LabelStore(labels_dir) if label_source in ("pseudo", "semi", "cues") else None
         if self.store is not None:
             check_pseudo_labels(
                 self.store, [i for i in dataset.ids if i not in self.labelled], dataset.spec
@@ -130,8 +137,11 @@ class TrainingDataset(torch.utils.data.Dataset):
         "boxes": K x 4 float32 (crop pixels, not clipped to it), "box_labels": K int64,
         "valid": S x S bool (False on the crop's padding), "id": str}"""
         sample = self.dataset[index]
-        boxes, box_labels = sample.boxes, sample.box_labels
-        if self.drop_difficult:
+        if self.label_source in TAG_ONLY:  # not even read: tag-only training uses none
+            boxes, box_labels = np.zeros((0, 4), np.float32), np.zeros(0, np.int64)
+        else:
+            boxes, box_labels = sample.boxes, sample.box_labels
+        if self.drop_difficult and self.label_source not in TAG_ONLY:
             boxes, box_labels = boxes[~sample.difficult], box_labels[~sample.difficult]
         target = self.target(sample, boxes, box_labels)
         if self.extra_maps:
@@ -149,8 +159,19 @@ class TrainingDataset(torch.utils.data.Dataset):
             "box_labels": torch.from_numpy(crop.box_labels),
             "valid": torch.from_numpy(np.ascontiguousarray(crop.valid)),
             "labelled": torch.tensor(sample.id in self.labelled),
+            "image_labels": self.tags(sample),
             "id": sample.id,
         }
+
+    def tags(self, sample: Sample) -> torch.Tensor:
+        """The image-level tags as a multi-hot bool vector over the classes (background False)."""
+        tags = torch.zeros(len(self.classes), dtype=torch.bool)
+        labels = torch.as_tensor(sample.image_labels, dtype=torch.long)
+        if len(labels) and (labels.min() < 1 or labels.max() >= len(self.classes)):
+            raise DataError(sample.source, f"{sample.id}: image labels {labels.tolist()} outside "
+                            f"1..{len(self.classes) - 1}")  # fmt: skip
+        tags[labels] = True
+        return tags
 
     def read_extra(self, sample: Sample, name: str) -> np.ndarray:
         """Extra label map ``name`` of ``sample`` (e.g. BANA's Y_ret), checked like the target."""
@@ -174,6 +195,8 @@ class TrainingDataset(torch.utils.data.Dataset):
             source = "gt" if sample.id in self.labelled else unlabelled
         if source == "box":
             return box_label_map(boxes, box_labels, sample.height, sample.width)
+        if source == "tags":
+            return np.full((sample.height, sample.width), IGNORE, dtype=np.uint8)
         if source == "gt":
             if sample.mask is None:
                 raise DataError(
@@ -223,9 +246,10 @@ def _missing_message(store: LabelStore, missing: list[str], spec: str) -> str:
 
 
 def collate_training(items: list[dict]) -> dict:
-    """Stack images, targets and valid masks (B x 3 x S x S, B x S x S, B x S x S) and the
-    "labelled" flags (B); boxes stay lists (K varies); cached encoder maps ("features",
-    {level: C x h x w fp16}) become {level: B x C x h x w float32}."""
+    """Stack images, targets and valid masks (B x 3 x S x S, B x S x S, B x S x S), the
+    "labelled" flags (B) and the tags "image_labels" (B x (L+1) bool); boxes stay lists (K
+    varies); cached encoder maps ("features", {level: C x h x w fp16}) become {level: B x C x
+    h x w float32}."""
     features = {}
     if "features" in items[0]:
         features["features"] = {
@@ -237,6 +261,7 @@ def collate_training(items: list[dict]) -> dict:
         "target": torch.stack([it["target"] for it in items]),
         "valid": torch.stack([it["valid"] for it in items]),
         "labelled": torch.stack([it["labelled"] for it in items]),
+        "image_labels": torch.stack([it["image_labels"] for it in items]),
         **{k: torch.stack([it[k] for it in items]) for k in items[0] if k.startswith("target_")},
         "boxes": [it["boxes"] for it in items],
         "box_labels": [it["box_labels"] for it in items],

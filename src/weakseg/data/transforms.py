@@ -38,13 +38,17 @@ class Crop:
 @dataclass
 class TrainTransform:
     """Random scale in [scale_min, scale_max] -> pad to crop_size -> random crop_size crop ->
-    random horizontal flip -> colour jitter of the given strength (0 = off)."""
+    random horizontal flip -> colour jitter of the given strength (0 = off).
+
+    ``warp``: instead of scale, pad and crop, resize the whole image to crop_size x crop_size
+    (aspect ratio not kept; SEC's input, as its authors' code; scale_min/max unused)."""
 
     crop_size: int = 320
     scale_min: float = 0.5
     scale_max: float = 2.0
     flip: bool = True
     color_jitter: float = 0.0
+    warp: bool = False
 
     def __call__(
         self,
@@ -54,17 +58,22 @@ class TrainTransform:
         boxes: np.ndarray,
         box_labels: np.ndarray,
     ) -> Crop:
-        scale = rng.uniform(self.scale_min, self.scale_max)
-        image, target, boxes = rescale(image, target, boxes, scale)
-        height, width = target.shape[:2]
-        image, target = pad_to(image, target, self.crop_size)
+        if self.warp:
+            image, target, boxes = warp_to(image, target, boxes, self.crop_size)
+            height, width = target.shape[:2]
+        else:
+            scale = rng.uniform(self.scale_min, self.scale_max)
+            image, target, boxes = rescale(image, target, boxes, scale)
+            height, width = target.shape[:2]
+            image, target = pad_to(image, target, self.crop_size)
         # The padding mask travels with the target as a last channel through crop and flip.
         valid = np.zeros(target.shape[:2], dtype=np.uint8)
         valid[:height, :width] = 1
         maps = np.concatenate([target.reshape(*target.shape[:2], -1), valid[..., None]], axis=-1)
-        image, maps, boxes, box_labels = random_crop(
-            rng, image, maps, boxes, box_labels, self.crop_size
-        )
+        if not self.warp:
+            image, maps, boxes, box_labels = random_crop(
+                rng, image, maps, boxes, box_labels, self.crop_size
+            )
         if self.flip and rng.random() < 0.5:
             image, maps, boxes = hflip(image, maps, boxes)
         if self.color_jitter > 0:
@@ -83,6 +92,17 @@ def rescale(
     image = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
     target = cv2.resize(target, (new_w, new_h), interpolation=cv2.INTER_NEAREST)
     factors = np.array([new_w / width, new_h / height] * 2, dtype=np.float32)
+    return image, target, boxes.reshape(-1, 4) * factors
+
+
+def warp_to(
+    image: np.ndarray, target: np.ndarray, boxes: np.ndarray, size: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Resize to ``size`` x ``size`` (bilinear image, nearest target, boxes scaled per axis)."""
+    height, width = target.shape[:2]
+    image = cv2.resize(image, (size, size), interpolation=cv2.INTER_LINEAR)
+    target = cv2.resize(target, (size, size), interpolation=cv2.INTER_NEAREST)
+    factors = np.array([size / width, size / height] * 2, dtype=np.float32)
     return image, target, boxes.reshape(-1, 4) * factors
 
 
@@ -152,4 +172,5 @@ __all__ = [
     "pad_to",
     "random_crop",
     "rescale",
+    "warp_to",
 ]

@@ -63,7 +63,9 @@ def cache_identity(model, data: TrainingDataset, views: int) -> dict:
         "levels": list(model.cached_levels()),
         "dataset": data.dataset.spec,
         "ids": hashlib.sha256("\n".join(data.dataset.ids).encode()).hexdigest()[:16],
-        "transform": [t.crop_size, t.scale_min, t.scale_max, t.flip, t.color_jitter],
+        # "warp" only when set, so the keys of caches made before it existed stay the same
+        "transform": [t.crop_size, t.scale_min, t.scale_max, t.flip, t.color_jitter]
+        + (["warp"] if getattr(t, "warp", False) else []),
         "seed": data.seed,
         "views": views,
     }

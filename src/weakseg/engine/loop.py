@@ -133,7 +133,8 @@ def train(cfg: Config, run_dir: str | Path, progress: bool = True) -> dict:
 def build_training_dataset(cfg: Config, method: Method) -> TrainingDataset:
     """The config's training set with the target ``method`` trains on."""
     d = cfg.data
-    transform = TrainTransform(d.crop_size, d.scale_min, d.scale_max, d.flip, d.color_jitter)
+    transform = TrainTransform(d.crop_size, d.scale_min, d.scale_max, d.flip, d.color_jitter,
+                               warp=d.warp)  # fmt: skip
     usable = UsableSubset(open_dataset(d.train))  # bad samples skipped, not fatal mid-run
     if usable.skipped:
         _say(usable.skipped.describe(len(usable.dataset)))

@@ -17,6 +17,7 @@ from weakseg.methods.baselines import (
     SemiSupervision,
 )
 from weakseg.methods.box2seg import Box2Seg
+from weakseg.methods.sec import Sec, SecClassifier
 from weakseg.methods.uncertainty import LabelUncertainty
 
 METHODS: dict[str, type[Method]] = {
@@ -28,6 +29,8 @@ METHODS: dict[str, type[Method]] = {
     "bana-classifier": BapClassification,
     "bana": NoiseAwareSegmentation,
     "uncertainty": LabelUncertainty,
+    "sec-classifier": SecClassifier,
+    "sec": Sec,
 }
 
 

@@ -1,0 +1,212 @@
+"""SEC on voc-dev from image-level tags only, in the CPU protocol (papers/sec.md; issue 15).
+
+Rows (one JSON each under benchmarks/results/sec_cpu/; a finished row is not re-run):
+  cues            the localization network (configs/voc_sec_classifier_cpu.yaml, one run) trained
+                  on the dev_train tags, `weakseg labels --generator sec-cues` over dev_train (or
+                  one shard of it, --cue-shard), and the cue statistics against the dev_train
+                  masks: share of output cells with a cue (paper 24%: 9.8% background, 14.2%
+                  foreground), pixel precision of the foreground and background cues
+  sec             configs/voc_sec_cpu.yaml (seed + expand + constrain, GWRP), 3 seeds
+  sec-gmp, sec-gap               the expansion's pooling for present classes (paper Fig. 6)
+  seed, seed-expand, seed-constrain   loss terms left out (paper Fig. 7)
+Every training row trains on the cue maps of the `cues` row (--labels), is evaluated on dev_val
+without and with the test-time dense CRF (`weakseg eval --crf`), and is compared with the `full`
+row of benchmarks/results/train_baselines_cpu (the same CPU protocol, full masks).
+
+    python -m benchmarks.sec [--only cues sec] [--seeds 0 1 2] [--threads 1] [--cue-shard 0/4]
+    python -m benchmarks.sec --smoke --out /tmp/sec-smoke   # seconds, synthetic data, no rows
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from benchmarks.common import (
+    DEFAULT_VOC,
+    HERE,
+    load_rows,
+    mean_spread,
+    run_rows,
+    seed_stats,
+    train_seeds,
+)
+from benchmarks.results_md import replace_section
+from benchmarks.train_baselines import add_budget_arguments, budget_overrides
+
+ROWS = HERE / "results" / "sec_cpu"
+FULL_ROW = HERE / "results" / "train_baselines_cpu" / "full.json"
+CLASSIFIER_CONFIG = "configs/voc_sec_classifier_cpu.yaml"
+# row name -> (config, what it changes)
+RUNS = {
+    "sec": ("configs/voc_sec_cpu.yaml", "seed + expand (GWRP) + constrain"),
+    "sec-gmp": ("configs/voc_sec_gmp_cpu.yaml", "all three, expansion with GMP"),
+    "sec-gap": ("configs/voc_sec_gap_cpu.yaml", "all three, expansion with GAP"),
+    "seed": ("configs/voc_sec_seed_cpu.yaml", "seed only"),
+    "seed-expand": ("configs/voc_sec_seed_expand_cpu.yaml", "seed + expand"),
+    "seed-constrain": ("configs/voc_sec_seed_constrain_cpu.yaml", "seed + constrain"),
+}
+SMOKE = ["data.train=synthetic:8", 'data.val=""', "data.crop_size=64", "data.batch_size=2",
+         "data.workers=0", "model.weights=none", "model.output_stride=32", "train.device=cpu",
+         "train.iterations=2", "train.threads=1"]  # fmt: skip
+
+
+def weakseg_or_exit(args: list[str]) -> None:
+    from weakseg.cli import main as weakseg
+
+    if weakseg(args) != 0:
+        raise SystemExit(f"weakseg {' '.join(args)} failed")
+
+
+def cue_statistics(spec: str, labels: str | Path) -> dict:
+    """Share of output cells with a cue and pixel precision of the foreground / background cues
+    of the label folder ``labels`` (sec-cues maps) against ``spec``'s masks."""
+    from weakseg.data.specs import open_dataset
+    from weakseg.pseudo.sec import cue_counts
+    from weakseg.pseudo.store import LabelStore
+
+    dataset, store = open_dataset(spec), LabelStore(labels)
+    totals: dict[str, int] = {}
+    done = sorted(store.done_ids() & set(dataset.ids))
+    for sample_id in done:
+        counts = cue_counts(store.read(sample_id), store.read(sample_id, "cues"),
+                            dataset.load(sample_id).mask)  # fmt: skip
+        for key, value in counts.items():
+            totals[key] = totals.get(key, 0) + value
+    cells = max(totals.get("cells", 0), 1)
+    return {
+        "images": len(done), "counts": totals,
+        "cue_share": (totals.get("bg_cells", 0) + totals.get("fg_cells", 0)) / cells,
+        "bg_share": totals.get("bg_cells", 0) / cells,
+        "fg_share": totals.get("fg_cells", 0) / cells,
+        "fg_precision": totals.get("fg_right", 0) / max(totals.get("fg_scored", 0), 1),
+        "bg_precision": totals.get("bg_right", 0) / max(totals.get("bg_scored", 0), 1),
+    }  # fmt: skip
+
+
+def cues_row(args: argparse.Namespace, overrides: list[str] | None = None) -> dict:
+    """Train the localization network, write the cue maps of dev_train, measure them."""
+    run_dir, labels = Path(args.out) / "classifier", Path(args.labels)
+    spec = args.train_spec or f"voc:{args.data}:dev_train"
+    overrides = overrides if overrides is not None else [*budget_overrides(args),
+                                                         f"data.train={spec}"]  # fmt: skip
+    train_cmd = ["train", "--run-dir", str(run_dir), args.classifier_config, *overrides,
+                 "--no-progress"]  # fmt: skip
+    weakseg_or_exit(train_cmd)
+    size = _config_value(run_dir, "crop_size")
+    labels_cmd = ["labels", "--dataset", spec, "--generator", "sec-cues", "--out", str(labels),
+                  "--workers", str(args.workers), "--no-progress", "--shard", args.cue_shard,
+                  f"run_dir={run_dir}", f"size={size}"]  # fmt: skip
+    start = time.perf_counter()
+    weakseg_or_exit(labels_cmd)
+    seconds = time.perf_counter() - start
+    summary = json.loads((run_dir / "train_summary.json").read_text())
+    return cue_statistics(spec, labels) | {
+        "name": "cues", "dataset": spec, "shard": args.cue_shard,
+        "classifier_minutes": summary["seconds"] / 60,
+        "feature_cache": summary.get("feature_cache"), "labels_minutes": seconds / 60,
+        "train_command": "weakseg " + " ".join(train_cmd),
+        "labels_command": "weakseg " + " ".join(labels_cmd),
+    }  # fmt: skip
+
+
+def _config_value(run_dir: Path, key: str):
+    from weakseg.config import load_config
+
+    return getattr(load_config(run_dir / "config.yaml").data, key)
+
+
+def sec_row(name: str, args: argparse.Namespace) -> dict:
+    """Train row ``name`` once per seed; evaluate on dev_val without and with the dense CRF."""
+    val = f"voc:{args.data}:dev_val"
+    overrides = [*budget_overrides(args), f"data.train=voc:{args.data}:dev_train",
+                 f"data.labels={args.labels}"]  # fmt: skip
+    row = train_seeds(name, RUNS[name][0], overrides, Path(args.out), val, args.seeds)
+    for seed, entry in row["seeds"].items():
+        run_dir = Path(args.out) / name / f"seed{seed}"
+        cmd = ["eval", "--run-dir", str(run_dir), "--dataset", val, "--no-progress", "--crf",
+               "--tag", "dev_val_crf"]  # fmt: skip
+        if not (run_dir / "eval" / "dev_val_crf.json").exists():
+            weakseg_or_exit(cmd)
+        result = json.loads((run_dir / "eval" / "dev_val_crf.json").read_text())
+        entry |= {"miou_crf": result["miou"], "eval_crf_command": "weakseg " + " ".join(cmd)}
+    return row | {"miou_crf": seed_stats([s["miou_crf"] for s in row["seeds"].values()])}
+
+
+def render(rows: dict[str, dict]) -> str:
+    full = json.loads(FULL_ROW.read_text()) if FULL_ROW.exists() else None
+    lines = ["## SEC from image-level tags on voc-dev in the CPU protocol (dev_train -> dev_val)",
+             ""]  # fmt: skip
+    cues = rows.get("cues")
+    if cues:
+        lines += [
+            f"Localization cues on {cues['images']} dev_train images (shard {cues['shard']}) "
+            f"from the tag-trained classifier: {100 * cues['cue_share']:.1f}% of the output "
+            f"cells carry a cue ({100 * cues['bg_share']:.1f}% background, "
+            f"{100 * cues['fg_share']:.1f}% foreground; paper 24.0 = 9.8 + 14.2); pixel "
+            f"precision against the masks: foreground {100 * cues['fg_precision']:.1f}%, "
+            f"background {100 * cues['bg_precision']:.1f}%. Classifier "
+            f"{cues['classifier_minutes']:.1f} min (+ its feature cache), cues "
+            f"{cues['labels_minutes']:.1f} min. `{cues['train_command']}`; "
+            f"`{cues['labels_command']}`.", ""]  # fmt: skip
+    lines += ["| row | loss | mIoU | + CRF | per seed | / full | train min / run | command |",
+              "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for name, (_, what) in RUNS.items():
+        r = rows.get(name)
+        if not r:
+            continue
+        ratio = f"{r['miou']['mean'] / full['miou']['mean']:.2f}" if full else "—"
+        values = " / ".join(f"{100 * s['miou']:.1f}" for s in r["seeds"].values())
+        command = next(iter(r["seeds"].values()))["train_command"]
+        minutes = r["train_minutes"]["mean"]
+        lines.append(f"| {name} | {what} | {mean_spread(r)} | {mean_spread(r, 'miou_crf')} | "
+                     f"{values} | {ratio} | {minutes:.1f} | `{command}` |")  # fmt: skip
+    lines += ["", "/ full: mean mIoU over the `full` row of the baselines table (paper: 50.7 / "
+              "67.6 = 0.75). Measured with `python -m benchmarks.sec`."]  # fmt: skip
+    return "\n".join(lines)
+
+
+def smoke(out: Path) -> dict:
+    """The whole chain on synthetic:8 in seconds (checks the script, measures nothing)."""
+    config = "configs/sec_classifier_synthetic.yaml"
+    args = argparse.Namespace(out=str(out), labels=str(out / "cues"), data="", workers=1,
+                              train_spec="synthetic:8", cue_shard="0/1",
+                              classifier_config=config)  # fmt: skip
+    row = cues_row(args, SMOKE)
+    weakseg_or_exit(["train", "--run-dir", str(out / "sec"), "configs/sec_synthetic.yaml",
+                     *SMOKE, f"data.labels={out / 'cues'}", "--no-progress"])  # fmt: skip
+    return row
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", default=DEFAULT_VOC)
+    parser.add_argument("--labels", default="bench-out/voc-dev/sec-cues", help="cue maps")
+    parser.add_argument("--out", default="bench-out/sec-cpu")
+    parser.add_argument("--classifier-config", default=CLASSIFIER_CONFIG)
+    parser.add_argument("--train-spec", default="", help="cue dataset (default dev_train)")
+    parser.add_argument("--cue-shard", default="0/1", help="I/N: cue statistics on a shard")
+    parser.add_argument("--workers", type=int, default=1, help="cue-generation processes")
+    add_budget_arguments(parser)
+    parser.add_argument("--only", nargs="*", help="rows to (re)run")
+    parser.add_argument("--render", action="store_true", help="only rewrite RESULTS.md")
+    parser.add_argument("--smoke", action="store_true", help="synthetic chain, no rows")
+    args = parser.parse_args()
+    if args.smoke:
+        print(json.dumps(smoke(Path(args.out)), indent=1))
+        return 0
+
+    def make_row(name: str) -> dict:
+        return cues_row(args) if name == "cues" else sec_row(name, args)
+
+    run_rows(["cues", *RUNS], ROWS, make_row,
+             lambda: replace_section(HERE / "RESULTS.md", "sec-cpu", render(load_rows(ROWS))),
+             args.only, args.render)  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
