@@ -173,18 +173,28 @@ def _options_lines(rows: dict[str, dict], default: dict | None) -> list[str]:
             "(options at the command's --iterations)."]  # fmt: skip
 
 
+def _cold_line(cold: dict, what: str) -> str:
+    c = cold["cold"]
+    seeds = " / ".join(f"{100 * s['miou']:.1f}" for s in cold["seeds"].values())
+    command = next(iter(cold["seeds"].values()))["train_command"]
+    return (f"**{what}**: {protocol_line(cold)}. Feature cache built in "
+            f"{c['cache_minutes']:.1f} min, training {c['train_minutes']:.1f} min: "
+            f"{c['total_minutes']:.1f} min in all (seed {next(iter(cold['seeds']))}; the other "
+            f"seeds reuse the cache). mIoU on dev_val {mean_spread(cold)}; per seed: {seeds}. "
+            f"Command: `{command}`. {cold.get('note', '')}")  # fmt: skip
+
+
 def render(rows: dict[str, dict], baselines: dict[str, dict]) -> str:
     lines = ["## The CPU protocol (training-protocol issue)", ""]
-    cold = rows.get("full-cpu-cold")
-    if cold:
-        c = cold["cold"]
-        seeds = " / ".join(f"{100 * s['miou']:.1f}" for s in cold["seeds"].values())
-        command = next(iter(cold["seeds"].values()))["train_command"]
-        lines += [f"**`{CONFIG}` from a cold cache**: {protocol_line(cold)}. Feature cache "
-                  f"built in {c['cache_minutes']:.1f} min, training {c['train_minutes']:.1f} min: "
-                  f"{c['total_minutes']:.1f} min in all (seed {next(iter(cold['seeds']))}; "
-                  f"the other seeds reuse the cache). mIoU on dev_val {mean_spread(cold)}; per "
-                  f"seed: {seeds}. Command: `{command}`. {cold.get('note', '')}", ""]  # fmt: skip
+    if "full-cpu-cold" in rows:
+        lines += [_cold_line(rows["full-cpu-cold"], f"`{CONFIG}` from a cold cache"), ""]
+    if "full-cpu-cold-300it" in rows:
+        lines += [_cold_line(rows["full-cpu-cold-300it"], "The same at the protocol's first "
+                             "budget (300 iterations, 2 views; rows named *-300it)"), ""]
+    if "lite0-300it" in rows:
+        r = rows["lite0-300it"]
+        lines += [f"At that budget, lite0 instead of lite2: {mean_spread(r)} (seed "
+                  f"{next(iter(r['seeds']))}, against 48.0 for lite2 with the same seed).", ""]
     default = baselines.get("full")
     if default or any(n in rows for n in OPTIONS):
         lines += [*_options_lines(rows, default), ""]
