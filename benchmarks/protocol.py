@@ -189,12 +189,21 @@ def render(rows: dict[str, dict], baselines: dict[str, dict]) -> str:
     if "full-cpu-cold" in rows:
         lines += [_cold_line(rows["full-cpu-cold"], f"`{CONFIG}` from a cold cache"), ""]
     if "full-cpu-cold-300it" in rows:
-        lines += [_cold_line(rows["full-cpu-cold-300it"], "The same at the protocol's first "
-                             "budget (300 iterations, 2 views; rows named *-300it)"), ""]
+        lines += [
+            _cold_line(
+                rows["full-cpu-cold-300it"],
+                "The same at the protocol's first "
+                "budget (300 iterations, 2 views; rows named *-300it)",
+            ),
+            "",
+        ]
     if "lite0-300it" in rows:
         r = rows["lite0-300it"]
-        lines += [f"At that budget, lite0 instead of lite2: {mean_spread(r)} (seed "
-                  f"{next(iter(r['seeds']))}, against 48.0 for lite2 with the same seed).", ""]
+        lines += [
+            f"At that budget, lite0 instead of lite2: {mean_spread(r)} (seed "
+            f"{next(iter(r['seeds']))}, against 48.0 for lite2 with the same seed).",
+            "",
+        ]
     default = baselines.get("full")
     if default or any(n in rows for n in OPTIONS):
         lines += [*_options_lines(rows, default), ""]
