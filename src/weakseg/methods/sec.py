@@ -40,11 +40,11 @@ POOLINGS = {"gwrp": None, "gmp": 0.0, "gap": 1.0}  # d+ of each (None: method.d_
 
 @dataclass
 class SecClassifier(Method):
-    """The localization network: encoder -> decoder (the configs: LargeFOV fc6/fc7, as the
-    paper's fc6_CAM / fc7_CAM) -> bias-free 1x1 class scores at every cell (the "seg" head, L
-    outputs, no background: CAM_c) -> global average pooling -> multi-label logistic loss on the
-    tags. A Segmenter, so a frozen encoder's feature cache serves it (and the "sec" run after
-    it, when encoder, warp size and dataset match)."""
+    """The localization network: encoder -> decoder (the configs: "cam", the authors' fc6_CAM /
+    fc7_CAM, undilated 3x3, no ReLU after fc7) -> bias-free 1x1 class scores at every cell (the
+    "seg" head, L outputs, no background: CAM_c) -> global average pooling -> multi-label
+    logistic loss on the tags. A Segmenter, so a frozen encoder's feature cache serves it (and
+    the "sec" run after it, when encoder, warp size and dataset match)."""
 
     name: ClassVar[str] = "sec-classifier"
     label_source: ClassVar[str] = "tags"  # nothing but the image-level tags

@@ -5,15 +5,18 @@ Every decoder is built as ``Decoder(channels, strides, ...)`` from the encoder's
 in ``forward`` and returns one B x out_channels x H/stride x W/stride map. ``out_channels``,
 ``stride`` and ``in_levels`` (the indices of the maps it reads; the others may be None, which is
 how cached features of a frozen encoder arrive) are attributes. ``WIDTH_ARGUMENT`` names the
-argument that sets each decoder's width (256 / 1024 / 256 by default; ``model.decoder_channels``).
-Inputs are assumed padded to a multiple of the encoder's largest stride (``Segmenter`` does
-that), so neighbouring pyramid levels differ by exactly 2x.
+argument that sets each decoder's width (256 / 1024 / 1024 / 256 by default;
+``model.decoder_channels``). Inputs are assumed padded to a multiple of the encoder's largest
+stride (``Segmenter`` does that), so neighbouring pyramid levels differ by exactly 2x.
 
 - ``deeplabv3plus`` (DeepLabv3+, Chen et al. ECCV 2018): ASPP on the coarsest map, upsampled and
   fused with a 48-channel projection of the stride-4 map; output stride 4.
 - ``largefov`` (DeepLab-LargeFOV, DeepLab v1, as SEC and BANA use): 3x3 conv with dilation 12
   + ReLU + dropout, 1x1 conv + ReLU + dropout (fc6/fc7) on the coarsest map; output stride = the
   encoder's output stride (8 in the paper's VGG-16; 32 or 16 here, see ``build_encoder``).
+- ``cam`` (SEC's foreground cue network, supplement 6.1 and the authors' fc6_CAM / fc7_CAM,
+  REFERENCE_NOTES): 3x3 conv + ReLU + dropout, 3x3 conv + dropout, NO dilation and no ReLU after
+  the second: a small field of view (2 cells each side) so that class activation maps stay local.
 - ``fpn`` (FPN, Kirillov et al. 2019, as in Box2Seg's UPerNet-like decoder): smp's FPN decoder
   over strides 4..32, merged at stride 4; needs a non-dilated encoder (strides 4, 8, 16, 32).
 
@@ -133,6 +136,38 @@ class LargeFOVDecoder(nn.Module):
         return self.drop7(F.relu(self.fc7(x)))
 
 
+class CamDecoder(nn.Module):
+    """SEC's foreground cue network on the coarsest map (supplement 6.1: "fc6 and fc7 substituted
+    with randomly initialized convolutional layers, which have 1024 output channels and kernels of
+    size 3"). As the authors' fc6_CAM / fc7_CAM (REFERENCE_NOTES, SEC): no dilation, fc6 followed by
+    ReLU and dropout 0.5, fc7 by dropout only, so the class activation map CAM_c = sum_k w_ck fc7_k
+    read by the bias-free class layer is linear in fc7 and may be negative. Unlike ``largefov``
+    (dilation 12 at stride 8), each output cell sees only its 5 x 5 neighbourhood of encoder cells.
+    Output: B x out_channels x H/s x W/s.
+    """
+
+    def __init__(
+        self,
+        channels: Sequence[int],
+        strides: Sequence[int],
+        out_channels: int = 1024,
+        dropout: float = 0.5,
+    ) -> None:
+        super().__init__()
+        self.fc6 = nn.Conv2d(channels[-1], out_channels, 3, padding=1)
+        self.fc7 = nn.Conv2d(out_channels, out_channels, 3, padding=1)
+        self.drop6 = nn.Dropout(dropout)
+        self.drop7 = nn.Dropout(dropout)
+        self.out_channels = out_channels
+        self.stride = strides[-1]
+        self.in_levels = (len(channels) - 1,)
+
+    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
+        """features: encoder maps, finest first -> B x out_channels x H/s x W/s (s = stride)."""
+        x = self.drop6(F.relu(self.fc6(features[-1])))
+        return self.drop7(self.fc7(x))
+
+
 class FPNSegDecoder(nn.Module):
     """smp's FPN decoder (strides 4..32 merged by addition at stride 4).
 
@@ -174,11 +209,13 @@ class FPNSegDecoder(nn.Module):
 WIDTH_ARGUMENT = {
     "deeplabv3plus": "out_channels",
     "largefov": "out_channels",
+    "cam": "out_channels",
     "fpn": "pyramid_channels",
 }
 
 DECODERS: dict[str, type[nn.Module]] = {
     "deeplabv3plus": DeepLabV3PlusDecoder,
     "largefov": LargeFOVDecoder,
+    "cam": CamDecoder,
     "fpn": FPNSegDecoder,
 }

@@ -150,7 +150,7 @@ def build_segmenter(
 
     Args:
         encoder: timm name; offline ImageNet weights exist for ``offline_encoder_names()``.
-        decoder: a key of ``DECODERS`` ("deeplabv3plus", "largefov", "fpn").
+        decoder: a key of ``DECODERS`` ("deeplabv3plus", "largefov", "cam", "fpn").
         num_classes: L + 1 (background included), 21 for VOC.
         weights: "imagenet" or "none" (random init), for the encoder only.
         extra_heads: {name: factory(decoder_channels) -> nn.Module}, e.g. Box2Seg's attention
