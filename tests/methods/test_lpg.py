@@ -187,3 +187,26 @@ def test_reuse_workflow_from_the_command_line(two_stage_run, tmp_path, capsys):
     assert "not a readable LPG generator file" in capsys.readouterr().err
     assert labels("l4", f"generator={tmp_path / 'none.pt'}") == 2
     assert "no such LPG generator file" in capsys.readouterr().err
+
+
+def test_readme_reuse_workflow_runs(tmp_path, monkeypatch):
+    """The README's LPG reuse lines, run as written (outputs moved under tmp_path, and the
+    generator's budget cut to seconds by overrides appended to the `weakseg lpg` line)."""
+    from tests.bad_input.test_commands import REPO, readme_argv, readme_command_lines
+
+    lines = [
+        line
+        for line in readme_command_lines()
+        if "synthetic_lpg" in line or "lpg_synthetic" in line
+    ]
+    assert [readme_argv(line)[0] for line in lines] == ["lpg", "labels", "eval-labels"]
+    monkeypatch.chdir(REPO)
+    for line in lines:
+        argv = [w.replace("runs/", f"{tmp_path}/runs/") for w in readme_argv(line)]
+        if argv[0] == "lpg":
+            argv += ["lpg.iterations=4", "lpg.crop_size=64", "lpg.width=16",
+                     "lpg.aux=classes:1-3:synthetic:12:0", "--no-progress"]  # fmt: skip
+        else:
+            argv += ["--no-progress"] + (["--workers", "1"] if argv[0] == "labels" else [])
+        assert cli.main(argv) == 0, line
+    assert len(list((tmp_path / "runs/labels/synthetic_lpg").glob("*.png"))) == 64

@@ -461,10 +461,11 @@ def _label(cfg, dataset, gen_file, seg_prev, out: Path, progress: bool) -> None:
     from weakseg.pseudo.base import TrainedModel
     from weakseg.pseudo.runner import run_labels
 
-    params = {"generator": str(gen_file)}
+    # Resolved paths: the labels' meta.json must not depend on how --run-dir was spelled.
+    params = {"generator": str(Path(gen_file).resolve())}
     trained = None
     if seg_prev is not None:
-        params["run_dir"] = str(seg_prev)
+        params["run_dir"] = str(Path(seg_prev).resolve())
         trained = TrainedModel(_load_segmenter(seg_prev), "any", str(seg_prev))
     summary = run_labels(dataset.spec, "lpg", out, params, cfg.lpg.workers, progress=progress,
                          trained=trained)  # fmt: skip
