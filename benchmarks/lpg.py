@@ -16,6 +16,8 @@ because `weakseg lpg` resumes its run directory):
                        g_r fed by the stage r-1 segmenter of the target run) and the segmenter's
                        dev_val mIoU per stage (setups a, b; in setup c the segmenter is trained on
                        dev_val itself, so only its pseudo masks count)
+  stages-b-<ablation>  setup b's stages with lpg.fixed=true (Table 2 "Fixed": g_3 at every stage)
+                       or the hourglass (Table 2's architectures)
 
 Setups: (a) coco128's 60 non-VOC classes -> voc-dev (configs/voc_lpg_cpu.yaml); (b) masks of VOC
 classes 1-10 -> boxes of 11-20 (voc_lpg_split_cpu.yaml); (c) all of dev_train's masks -> dev_val
@@ -149,10 +151,14 @@ def _stage_entry(run: Path, row: dict, setup: str, val: str) -> dict:
             "weakseg " + " ".join(cmd), **label_stats(labels)}  # fmt: skip
 
 
+STAGE_ABLATIONS = {"fixed": ["lpg.fixed=true"], "hourglass": ["lpg.arch=hourglass"]}
+
+
 def row_names() -> list[str]:
     names = [f"stage1-{s}" for s in ("c", "b", "a")]
     names += [f"stage1-c-{a}" for a in ABLATIONS]
-    return names + [f"stages-{s}" for s in ("c", "b", "a")]
+    names += [f"stages-{s}" for s in ("c", "b", "a")]
+    return names + [f"stages-b-{a}" for a in STAGE_ABLATIONS]
 
 
 def make_row(name: str, out: Path, voc: str) -> dict:
@@ -160,7 +166,7 @@ def make_row(name: str, out: Path, voc: str) -> dict:
     setup, _, ablation = rest.partition("-")
     if kind == "stage1":
         return stage1_row(setup, ABLATIONS.get(ablation, []), out, voc, name)
-    return stages_row(setup, out, voc, name)
+    return stages_row(setup, out, voc, name, extra=STAGE_ABLATIONS.get(ablation, []))
 
 
 def _pct(value) -> str:

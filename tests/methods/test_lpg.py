@@ -210,3 +210,17 @@ def test_readme_reuse_workflow_runs(tmp_path, monkeypatch):
             argv += ["--no-progress"] + (["--workers", "1"] if argv[0] == "labels" else [])
         assert cli.main(argv) == 0, line
     assert len(list((tmp_path / "runs/labels/synthetic_lpg").glob("*.png"))) == 64
+
+
+def test_fixed_final_generator_at_every_stage(tmp_path):
+    """Table 2's "Fixed" ablation: g_2 labels the target at stages 1 and 2; at stage 1 its
+    segmenter input comes from a segmenter trained on the target's boxes."""
+    run = tmp_path / "fixed"
+    L.run_lpg(tiny("lpg.stages=2", "lpg.fixed=true"), run, progress=False, say=lambda m: None)
+    assert (run / "stage0/box_segmenter/train_summary.json").exists()
+    meta1 = json.loads((run / "stage1/target_labels/meta.json").read_text())["params"]
+    meta2 = json.loads((run / "stage2/target_labels/meta.json").read_text())["params"]
+    final = str((run / "stage2/generator.pt").resolve())
+    assert meta1["generator"] == meta2["generator"] == final
+    assert meta1["run_dir"] == str((run / "stage0/box_segmenter").resolve())
+    assert meta2["run_dir"] == str((run / "stage1/segmenter").resolve())

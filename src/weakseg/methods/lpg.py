@@ -9,7 +9,8 @@ Equations and where they live:
 - Eq. 4 / 6, lower problem (M-step): theta = argmin CE(g's masks, f(x_aux; theta)): the existing
   training engine (``train.method: pseudo``) on g's labels of the auxiliary images.
 - Supplement Eq. 7, several classes in one image: ``weakseg.pseudo.lpg.compose_classes``.
-- Fig. 2 / section 3.3, stages: :func:`run_lpg`. Stage r: E_r trains g_r (with the probabilities
+- Fig. 2 / section 3.3, stages: :func:`run_lpg` (``lpg.fixed``: Table 2's fixed final generator
+  at every deployment stage). Stage r: E_r trains g_r (with the probabilities
   of the auxiliary segmenter f_{r-1} as input for r >= 2); M_r labels the auxiliary images with
   g_r and trains f_r on them (skipped at the last stage: nothing uses it). Deployment on the target
   (section 3.3): label the target's boxes with g_1, train a segmenter; label with g_2 fed by that
@@ -53,7 +54,12 @@ from weakseg.data.boxes import class_box_masks
 from weakseg.data.dataset import DataError, Dataset
 from weakseg.data.sample import IGNORE
 from weakseg.data.specs import open_dataset
-from weakseg.models.lpg import build_generator_net, load_generator, save_generator
+from weakseg.models.lpg import (
+    build_generator_net,
+    load_generator,
+    read_generator_file,
+    save_generator,
+)
 from weakseg.pseudo.lpg import (
     CROP_MODES,
     PAD_GREY,
@@ -97,6 +103,7 @@ class LpgSettings:
     log_every: int = 20
     workers: int = 1  # label processes
     deploy_segmenter: bool = True  # train a segmenter on the target's labels (needed by stage 2+)
+    fixed: bool = False  # deploy the final generator at every stage (Table 2 "HgNet (Fixed)")
 
 
 @dataclass
@@ -139,6 +146,8 @@ def check_settings(s: LpgSettings) -> None:
             raise ConfigError(f"lpg.{key} must be >= 1, got {getattr(s, key)}")
     if not 0 < s.aux_fraction <= 1:
         raise ConfigError(f"lpg.aux_fraction must be in (0, 1], got {s.aux_fraction}")
+    if s.fixed and not s.target:
+        raise ConfigError("lpg.fixed needs lpg.target: it changes only the deployment")
     if s.stages > 1 and s.target and not s.deploy_segmenter:
         raise ConfigError("lpg.deploy_segmenter: false allows 1 stage only (g_2 needs f_1)")
     if s.context < 0 or not 0 <= s.jitter < 1 or s.lr <= 0 or not s.scales:
@@ -380,12 +389,29 @@ def run_lpg(cfg: LpgConfig, run_dir: str | Path, progress: bool = True, say=prin
             aux_seg_prev = _label_and_train(cfg, aux, gen_file, aux_seg_prev, stage_dir / "aux",
                                             val="", progress=progress)  # fmt: skip
             row["aux_segmenter"] = str(aux_seg_prev)
-        if target is not None:
+        if target is not None and not s.fixed:
             target_seg_prev = _deploy(cfg, target, gen_file, target_seg_prev, stage_dir, row,
                                       progress)  # fmt: skip
         summary["stages"].append(row)
         write_json_atomic(run_dir / "summary.json", summary)
+    if target is not None and s.fixed:
+        _deploy_fixed(cfg, target, run_dir, summary, progress)
     return summary
+
+
+def _deploy_fixed(cfg: LpgConfig, target: Dataset, run_dir: Path, summary: dict, progress) -> None:
+    """Table 2's "HgNet (Fixed)": the final generator g_R at every deployment stage. Its input
+    at stage 1 is a segmenter trained on the target's boxes (``train.method: box``), as the
+    paper's text gives every stage one."""
+    final = run_dir / f"stage{cfg.lpg.stages}" / "generator.pt"
+    seg_prev = None
+    if read_generator_file(final)["guide_channels"] == 2:
+        seg_prev = run_dir / "stage0" / "box_segmenter"
+        _train_segmenter(cfg, target.spec, None, "", seg_prev, progress, method="box")
+    for row in summary["stages"]:
+        stage_dir = run_dir / f"stage{row['stage']}"
+        seg_prev = _deploy(cfg, target, final, seg_prev, stage_dir, row, progress)
+        write_json_atomic(run_dir / "summary.json", summary)
 
 
 def _claim_run_dir(cfg: LpgConfig, run_dir: Path) -> None:
@@ -484,16 +510,16 @@ def _score_labels(dataset: Dataset, labels: Path, progress: bool) -> float | Non
     return result.miou
 
 
-def _train_segmenter(cfg: LpgConfig, train_spec: str, labels: Path, val: str, run: Path,
-                     progress: bool) -> float | None:  # fmt: skip
+def _train_segmenter(cfg: LpgConfig, train_spec: str, labels: Path | None, val: str, run: Path,
+                     progress: bool, method: str = "pseudo") -> float | None:  # fmt: skip
     """The M-step: ``train.method: pseudo`` on ``labels``; mIoU on ``val`` when given."""
     from weakseg.engine.inference import evaluate_model
     from weakseg.engine.loop import load_trained, train
 
     seg = cfg.segmenter
     seg_cfg = dataclasses.replace(
-        seg, data=dataclasses.replace(seg.data, train=train_spec, labels=str(labels), val=""),
-        train=dataclasses.replace(seg.train, method="pseudo", eval_every=0),
+        seg, data=dataclasses.replace(seg.data, train=train_spec, labels=str(labels or ""), val=""),
+        train=dataclasses.replace(seg.train, method=method, eval_every=0),
     )  # fmt: skip
     train(seg_cfg, run, progress=progress)
     if not val:

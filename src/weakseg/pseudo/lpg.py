@@ -119,6 +119,7 @@ class LpgGenerator(Generator):
     generator: str = ""  # a generator file of `weakseg lpg` (RUN/stageR/generator.pt)
     run_dir: str = ""  # stage >= 2: the previous stage's segmenter run on these images
     batch: int = 8  # classes per forward pass
+    flip: bool = False  # average g's margin with that of the mirrored input (test-time flip)
     device: str = "cpu"
     _net: object = field(default=None, init=False, repr=False, compare=False)
     _info: dict = field(default_factory=dict, init=False, repr=False, compare=False)
@@ -263,6 +264,8 @@ class LpgGenerator(Generator):
         x = torch.from_numpy(images).permute(0, 3, 1, 2).to(dev)
         g = torch.from_numpy(np.ascontiguousarray(guides)).permute(0, 3, 1, 2).to(dev)
         logits = net(x, g).float()
+        if self.flip:  # the mean of the logits of the crop and of its mirror image
+            logits = (logits + net(x.flip(-1), g.flip(-1)).float().flip(-1)) / 2
         up = F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)
         return up.cpu().numpy()
 
