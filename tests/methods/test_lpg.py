@@ -224,3 +224,18 @@ def test_fixed_final_generator_at_every_stage(tmp_path):
     assert meta1["generator"] == meta2["generator"] == final
     assert meta1["run_dir"] == str((run / "stage0/box_segmenter").resolve())
     assert meta2["run_dir"] == str((run / "stage1/segmenter").resolve())
+
+
+@pytest.mark.parametrize(
+    "name", ["lpg_synthetic", "voc_lpg_cpu", "voc_lpg_split_cpu", "voc_lpg_dev_cpu"]
+)
+def test_shipped_lpg_configs_load(name):
+    from tests.test_config import _budget
+    from weakseg.config import load_config
+
+    cfg = L.load_lpg_config(Path(CONFIG).with_name(f"{name}.yaml"))
+    assert cfg.segmenter.train.method == "pseudo" and cfg.lpg.stages == 3
+    if name.startswith("voc_"):  # the M-steps train in the CPU protocol, like every VOC row
+        full = load_config(Path(CONFIG).with_name("voc_full_cpu.yaml"))
+        assert _budget(cfg.segmenter) == _budget(full)
+        assert cfg.segmenter.data.val.endswith("dev_val")
