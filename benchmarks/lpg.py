@@ -202,7 +202,8 @@ def render(rows: dict[str, dict]) -> str:
         "## LPG: learned box-to-mask generator (issue 14)",
         "",
         "Pseudo-mask mIoU on voc-dev dev_val (172 images no generator trained on), "
-        "`python -m benchmarks.lpg`. " + PAPER + ".",
+        "`python -m benchmarks.lpg`. " + PAPER + ". Timings come from the shared 2-core machine "
+        "while other trainings ran (load 6-8): s/img and training minutes vary about 2x by row.",
         "",
         "| generator | auxiliary masks | stage | dev_val mIoU | s/img (1 worker) | training | "
         "command |",

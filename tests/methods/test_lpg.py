@@ -239,3 +239,19 @@ def test_shipped_lpg_configs_load(name):
         full = load_config(Path(CONFIG).with_name("voc_full_cpu.yaml"))
         assert _budget(cfg.segmenter) == _budget(full)
         assert cfg.segmenter.data.val.endswith("dev_val")
+
+
+def test_a_run_made_before_a_new_setting_existed_still_resumes(tmp_path):
+    import yaml
+
+    run = tmp_path / "old"
+    cfg = tiny("lpg.stages=1", "lpg.target=")
+    L.run_lpg(cfg, run, progress=False, say=lambda m: None)
+    saved = yaml.safe_load((run / "lpg.yaml").read_text())
+    del saved["lpg"]["fixed"]  # as written before lpg.fixed was added
+    (run / "lpg.yaml").write_text(yaml.safe_dump(saved))
+    L.run_lpg(cfg, run, progress=False, say=lambda m: None)
+    saved["lpg"]["fixed"] = True  # a run made with another value is still refused
+    (run / "lpg.yaml").write_text(yaml.safe_dump(saved))
+    with pytest.raises(ValueError, match="lpg.fixed differ"):
+        L.run_lpg(cfg, run, progress=False, say=lambda m: None)

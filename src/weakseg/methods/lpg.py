@@ -431,9 +431,9 @@ def _claim_run_dir(cfg: LpgConfig, run_dir: Path) -> None:
             "stages",
             "deploy_segmenter",
         }
-        differ = [
-            k for k in wanted["lpg"] if k not in keep and found["lpg"].get(k) != wanted["lpg"][k]
-        ]
+        # A field added to LpgSettings after the run was made counts with its default.
+        old = dataclasses.asdict(LpgSettings()) | found["lpg"]
+        differ = [k for k in wanted["lpg"] if k not in keep and old[k] != wanted["lpg"][k]]
         if differ or found["segmenter"] != wanted["segmenter"]:
             what = ", ".join(f"lpg.{k}" for k in differ) or "the segmenter section"
             raise ValueError(f"{run_dir} was made with another config ({what} differ); use "
@@ -486,6 +486,11 @@ def _deploy(cfg, target, gen_file, seg_prev, stage_dir: Path, row: dict, progres
 def _label(cfg, dataset, gen_file, seg_prev, out: Path, progress: bool) -> None:
     from weakseg.pseudo.base import TrainedModel
     from weakseg.pseudo.runner import run_labels
+    from weakseg.pseudo.store import LabelStore
+
+    store = LabelStore(out)
+    if store.meta() is not None and store.done_ids() >= set(dataset.ids):
+        return  # a finished step is left alone, as `weakseg train` leaves a finished run
 
     # Resolved paths: the labels' meta.json must not depend on how --run-dir was spelled.
     params = {"generator": str(Path(gen_file).resolve())}
