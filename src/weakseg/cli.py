@@ -8,6 +8,7 @@ Commands:
     fill-rates   per-class box filling rates of label directories and/or the ground truth, + plot
     doctor       check a dataset for unreadable, malformed or inconsistent files
     train        train a segmentation model from a YAML config (resumable; torchrun for DDP)
+    lpg          LPG: train stage-wise box-to-mask generators on masks, deploy them on boxes
     eval         score a trained run on a dataset (multi-scale, flips, dense CRF optional)
     predict      label images or folders with a trained run: PNG label maps + overlays
     report       pictures of a trained run: predictions, attention maps, pixel affinities
@@ -167,6 +168,21 @@ def cmd_train(args: argparse.Namespace) -> int:
     summary = train(cfg, args.run_dir, progress=not args.no_progress)
     if summary:
         print(json.dumps(summary, indent=2))
+    return 0
+
+
+def cmd_lpg(args: argparse.Namespace) -> int:
+    from weakseg.methods.lpg import load_lpg_config, run_lpg
+
+    cfg = load_lpg_config(args.config, args.overrides)
+    writable_dir(args.run_dir, "--run-dir")
+    summary = run_lpg(
+        cfg,
+        args.run_dir,
+        progress=not args.no_progress,
+        say=lambda m: print(f"weakseg lpg: {m}", file=sys.stderr, flush=True),
+    )
+    print(json.dumps(summary, indent=2))
     return 0
 
 
@@ -427,6 +443,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", help="experiment YAML (see configs/)")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. train.lr=0.01")
     p.add_argument("--run-dir", required=True, help="where the run writes everything")
+
+    p = command("lpg", cmd_lpg, "LPG: stage-wise generators on masks (E), segmenters on their "
+                "labels (M), deployed on a target's boxes (resumable)")  # fmt: skip
+    p.add_argument("config", help="LPG YAML with lpg: and segmenter: sections (configs/*lpg*)")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. lpg.stages=2")
+    p.add_argument("--run-dir", required=True, help="where the stages are written")
 
     def test_time(p: argparse.ArgumentParser) -> None:
         p.add_argument("--run-dir", required=True, help="a finished `weakseg train` run")

@@ -8,6 +8,7 @@ A spec string names a dataset on the command line:
     folder:PATH                            images/ + boxes.json or annotations.json [+ masks/]
     synthetic:N[:seed]                     the deterministic synthetic set (default seed 0)
     binary:CLASS:SPEC                      CLASS of SPEC against the background (2 classes)
+    classes:LIST:SPEC                      only the classes LIST of SPEC (1-10, person,car)
 
 Readers import :mod:`weakseg.data.dataset`, never this module, so there is no import cycle.
 """
@@ -25,6 +26,7 @@ READERS = {
     "folder": ("weakseg.data.folder", "FolderDataset"),
     "synthetic": ("weakseg.data.synthetic", "SyntheticDataset"),
     "binary": ("weakseg.data.binary", "BinaryDataset"),
+    "classes": ("weakseg.data.subset", "ClassSubsetDataset"),
 }
 
 
@@ -34,8 +36,8 @@ def open_dataset(spec: str) -> Dataset:
     if kind not in READERS:
         raise ValueError(
             f"unknown dataset spec {spec!r}: expected voc:ROOT[:SPLIT], "
-            "coco:IMAGES_DIR:ANN_JSON[:classes=voc|nonvoc|all], folder:PATH, synthetic:N[:seed] "
-            "or binary:CLASS:SPEC"
+            "coco:IMAGES_DIR:ANN_JSON[:classes=voc|nonvoc|all], folder:PATH, synthetic:N[:seed], "
+            "binary:CLASS:SPEC or classes:LIST:SPEC"
         )
     module, name = READERS[kind]
     return getattr(import_module(module), name).from_spec(rest)

@@ -50,6 +50,11 @@ class Generator(ABC):
     def params(self) -> dict:
         return dataclasses.asdict(self) if dataclasses.is_dataclass(self) else {}
 
+    def prepare(self) -> None:
+        """Read what the generator needs from disk (LPG: its generator file) before any image
+        is labelled, so that a bad file is one clear error, not one failure per image."""
+        return None
+
     def attach_model(self, trained: TrainedModel) -> None:
         """Hand the generator its trained network (only for those with ``needs_model``)."""
         raise TypeError(f"generator {self.name!r} uses no trained network")

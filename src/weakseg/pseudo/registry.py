@@ -20,6 +20,7 @@ GENERATORS = {
     "box": ("weakseg.pseudo.box", "BoxGenerator"),
     "crf-box": ("weakseg.pseudo.crf", "CrfBoxGenerator"),
     "grabcut": ("weakseg.pseudo.grabcut", "GrabCutGenerator"),
+    "lpg": ("weakseg.pseudo.lpg", "LpgGenerator"),
     "sec-cues": ("weakseg.pseudo.sec", "SecCueGenerator"),
 }
 

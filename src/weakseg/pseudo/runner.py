@@ -108,10 +108,13 @@ def run_labels(
     params = params or {}
     workers = workers or os.cpu_count() or 1
     gen = make_generator(generator, **params)  # fails early on a bad name or parameter
+    gen.prepare()
     if trained is not None:
         gen.attach_model(trained)
     elif gen.needs_model:
-        raise ValueError(f"generator {gen.name!r} needs a trained {gen.needs_model} network")
+        raise ValueError(
+            f"generator {gen.name!r} needs a trained {gen.needs_model} network: pass run_dir=RUN"
+        )
     dataset = open_dataset(spec)  # before anything is written: a bad spec leaves no meta.json
     writable_dir(out, "--out folder")
     store = LabelStore(out)

@@ -1,0 +1,121 @@
+"""LPG's multi-class composition (supplement Eq. 7, overlap rate) by hand, and the generator's
+class-agnosticism: it takes no class id, and relabelling the classes relabels its output."""
+
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+import pytest
+import torch
+
+from weakseg.data.sample import Sample
+from weakseg.models.lpg import HourglassGenerator, LiteGenerator, build_generator_net
+from weakseg.pseudo.lpg import LpgGenerator, compose_classes, square_region
+
+
+def _rect(h, w, y0, y1, x0, x1):
+    m = np.zeros((h, w), dtype=bool)
+    m[y0:y1, x0:x1] = True
+    return m
+
+
+def test_overlap_goes_to_the_higher_overlap_rate_not_the_first_class():
+    # class 2: 4 x 5 = 20 px, class 7: 2 x 3 = 6 px; they share 2 x 2 = 4 px (rows 2-3, cols 3-4).
+    # rate(2) = 4 / 20 = 0.2, rate(7) = 4 / 6 = 0.67: class 7 wins although 2 comes first.
+    a, b = _rect(6, 8, 0, 4, 0, 5), _rect(6, 8, 2, 4, 3, 6)
+    labels = compose_classes({2: a, 7: b}, 6, 8)
+    assert (labels[2:4, 3:5] == 7).all()
+    assert (labels[a & ~b] == 2).all() and (labels[b & ~a] == 7).all()
+    assert (labels[~a & ~b] == 0).all()
+    # The same shapes with the class ids swapped: the small one (now class 2) still wins, so
+    # neither "first class wins" nor "last class wins" passes both.
+    swapped = compose_classes({7: a, 2: b}, 6, 8)
+    assert (swapped[2:4, 3:5] == 2).all()
+
+
+def test_three_classes_each_overlap_measured_against_the_others():
+    # A: rows 0-4, cols 0-4 (16 px); B: rows 0-2, cols 2-6 (8 px); C: row 1, cols 3-8 (5 px).
+    # Pixel (1, 3) is claimed by A, B and C. rate_A = |A & (B | C)| / 16 = 4 / 16 (B's 2x2 with A
+    # plus C's (1,3) already counted) = 0.25; rate_B = |B & (A | C)| / 8 = (4 + 2) / 8 = 0.75
+    # (A's 2x2, C's (1,4),(1,5)); rate_C = |C & (A | B)| / 5 = 3 / 5 = 0.6 -> B.
+    a, b, c = _rect(5, 9, 0, 4, 0, 4), _rect(5, 9, 0, 2, 2, 6), _rect(5, 9, 1, 2, 3, 8)
+    labels = compose_classes({1: a, 2: b, 3: c}, 5, 9)
+    assert labels[1, 3] == 2
+    # (1, 4), (1, 5): B and C only: rate_B = |B & C| / 8 = 3 / 8 (B & C is (1, 3..5)),
+    # rate_C = 3 / 5 -> C.
+    assert labels[1, 4] == 3 and labels[1, 5] == 3
+    # (0, 2): A and B: rate_A = 4 / 16, rate_B = 4 / 8 -> B.  (2, 0): A alone.  (1, 7): C alone.
+    assert labels[0, 2] == 2 and labels[2, 0] == 1 and labels[1, 7] == 3 and labels[4, 8] == 0
+
+
+def test_no_classes_is_all_background():
+    assert (compose_classes({}, 3, 4) == 0).all()
+
+
+def test_square_region_is_centred_and_widened():
+    assert square_region(np.array([10, 20, 30, 30]), 0.5) == (0.0, 5.0, 40.0)
+
+
+@pytest.mark.parametrize("net_cls", [HourglassGenerator, LiteGenerator])
+def test_forward_takes_no_class_argument(net_cls):
+    assert list(inspect.signature(net_cls.forward).parameters) == ["self", "image", "guide"]
+
+
+def test_hourglass_has_the_papers_size_and_stride():
+    net = build_generator_net("hourglass", 1)
+    assert abs(sum(p.numel() for p in net.parameters()) / 1e6 - 12.1) < 0.05
+    out = net.eval()(torch.rand(2, 3, 128, 256), torch.rand(2, 1, 128, 256))
+    assert out.shape == (2, 2, 32, 64)
+    assert build_generator_net("hourglass", 2).stem[0].in_channels == 5  # image + box + p_c
+
+
+def test_lite_generator_output_stride_4():
+    net = build_generator_net("lite", 2, width=16, weights="none").eval()
+    assert net(torch.rand(1, 3, 96, 64), torch.rand(1, 2, 96, 64)).shape == (1, 2, 24, 16)
+
+
+def _toy_sample(labels):
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, (64, 80, 3), dtype=np.uint8)
+    boxes = np.array([[4, 4, 40, 40], [30, 20, 76, 60], [10, 30, 30, 62]], dtype=np.float32)
+    return Sample("toy", image, boxes, np.asarray(labels))
+
+
+def test_relabelling_the_classes_relabels_the_masks():
+    """g is class-agnostic: classes 1, 2, 3 renamed 5, 3, 4 (ids it never saw, another order)
+    give the same masks under the new names; only the overlap tie-breaks could differ."""
+    torch.manual_seed(0)
+    net = build_generator_net("lite", 1, width=16, weights="none")
+    info = {"arch": "lite", "guide_channels": 1, "crop": "boxes", "crop_size": 64, "context": 0.5}
+    gen = LpgGenerator.for_network(net, info)
+    first = gen.generate(_toy_sample([1, 2, 3]))
+    second = gen.generate(_toy_sample([5, 3, 4]))
+    assert set(np.unique(first)) - {0}, "the random generator marked no object at all"
+    lut = np.array([0, 5, 3, 4], dtype=np.uint8)
+    assert (second == lut[first]).mean() > 0.99
+
+
+def test_labels_stay_inside_their_boxes():
+    torch.manual_seed(1)
+    net = build_generator_net("lite", 1, width=16, weights="none")
+    info = {"arch": "lite", "guide_channels": 1, "crop": "image", "crop_size": 64}
+    labels = LpgGenerator.for_network(net, info).generate(_toy_sample([1, 2, 1]))
+    inside1 = np.zeros((64, 80), bool)
+    inside1[4:40, 4:40] = inside1[30:62, 10:30] = True
+    assert not (labels == 1)[~inside1].any()
+    assert not (labels == 2)[~np.pad(np.ones((40, 46), bool), ((20, 4), (30, 4)))].any()
+
+
+def test_stage_two_generator_needs_the_segmenter():
+    net = build_generator_net("lite", 2, width=16, weights="none")
+    info = {"arch": "lite", "guide_channels": 2, "crop": "boxes", "crop_size": 64, "stage": 2}
+    gen = LpgGenerator.for_network(net, info)
+    assert gen.needs_model
+    with pytest.raises(ValueError, match="run_dir=RUN"):
+        gen.generate(_toy_sample([1, 2, 3]))
+
+
+def test_missing_generator_parameter_is_a_clear_error():
+    with pytest.raises(ValueError, match="generator=FILE"):
+        LpgGenerator()
