@@ -32,7 +32,7 @@ holds one (``for_model``); this module never loads a run itself.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
@@ -43,7 +43,7 @@ from weakseg.crf import CrfParams, dense_crf
 from weakseg.data.boxes import class_box_masks
 from weakseg.data.sample import Sample
 from weakseg.losses import bana as B
-from weakseg.pseudo.base import Generator, TrainedModel
+from weakseg.pseudo.base import NetworkGenerator
 
 CHOICES = {
     "background": ("attention", "cam"),
@@ -54,7 +54,7 @@ CHOICES = {
 
 
 @dataclass
-class BanaGenerator(CrfParams, Generator):
+class BanaGenerator(CrfParams, NetworkGenerator):
     name: ClassVar[str] = "bana"
     needs_model: ClassVar[str] = "bana-classifier"
     run_dir: str = ""  # a finished `weakseg train` run of method bana-classifier
@@ -66,8 +66,6 @@ class BanaGenerator(CrfParams, Generator):
     softmax_region: str = "boxes"  # softmax inside the boxes, [1, 0...] outside (code); "image"
     retrieval: str = "code"  # Y_ret as the code (ReLU, own boxes, W_c fallback) or "paper"
     device: str = "cpu"
-    _trained: TrainedModel | None = field(default=None, init=False, repr=False, compare=False)
-    _network: object = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.run_dir:
@@ -78,34 +76,6 @@ class BanaGenerator(CrfParams, Generator):
         for key, allowed in CHOICES.items():
             if getattr(self, key) not in allowed:
                 raise ValueError(f"{key} must be one of {allowed}, got {getattr(self, key)!r}")
-
-    @classmethod
-    def for_model(cls, model: torch.nn.Module, **params) -> BanaGenerator:
-        """A generator around a stage-1 classifier already in memory (e.g. for pictures), with
-        ``params`` as for ``weakseg labels`` (run_dir is then only a name); it runs on the
-        model's device unless ``device`` says otherwise."""
-        params.setdefault("device", str(next(model.parameters()).device))
-        gen = cls(run_dir=params.pop("run_dir", "(in memory)"), **params)
-        gen.attach_model(TrainedModel(model, cls.needs_model, gen.run_dir))
-        return gen
-
-    def params(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.init}
-
-    def attach_model(self, trained: TrainedModel) -> None:
-        self.check_model(trained)
-        self._trained, self._network = trained, None
-
-    def model(self) -> torch.nn.Module:
-        """The stage-1 network on ``device`` (moved there at first use, in each worker)."""
-        if self._trained is None:
-            raise ValueError(
-                "generator 'bana' has no network: `weakseg labels` loads it from run_dir; in "
-                "Python use BanaGenerator.for_model(model)"
-            )
-        if self._network is None:
-            self._network = self._trained.network.to(self.device).eval()
-        return self._network
 
     def generate(self, sample: Sample) -> np.ndarray:
         return self.generate_maps(sample)["labels"]

@@ -68,4 +68,39 @@ class Generator(ABC):
             )
 
 
-__all__ = ["Generator", "TrainedModel"]
+class NetworkGenerator(Generator):
+    """A generator that labels with a trained network (BANA's stage 2, SEC's cues): it holds
+    the ``TrainedModel`` handed to :meth:`attach_model` and moves its network to the
+    subclass's ``device`` field at first use (in each worker). Subclasses are dataclasses with
+    ``run_dir`` and ``device`` fields."""
+
+    _trained: TrainedModel | None = None  # set by attach_model; not a dataclass field
+    _network: Any = None
+
+    @classmethod
+    def for_model(cls, model: Any, **params) -> NetworkGenerator:
+        """A generator around a network already in memory (e.g. for pictures), with ``params``
+        as for ``weakseg labels`` (run_dir is then only a name); it runs on the model's device
+        unless ``device`` says otherwise."""
+        params.setdefault("device", str(next(model.parameters()).device))
+        gen = cls(run_dir=params.pop("run_dir", "(in memory)"), **params)
+        gen.attach_model(TrainedModel(model, cls.needs_model, gen.run_dir))
+        return gen
+
+    def attach_model(self, trained: TrainedModel) -> None:
+        self.check_model(trained)
+        self._trained, self._network = trained, None
+
+    def model(self) -> Any:
+        """The trained network on ``device``, in eval mode."""
+        if self._trained is None:
+            raise ValueError(
+                f"generator {self.name!r} has no network: `weakseg labels` loads it from "
+                f"run_dir; in Python use {type(self).__name__}.for_model(model)"
+            )
+        if self._network is None:
+            self._network = self._trained.network.to(self.device).eval()
+        return self._network
+
+
+__all__ = ["Generator", "NetworkGenerator", "TrainedModel"]

@@ -25,7 +25,7 @@ plain VGG classifier for the saliency (the README lists the differences).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 from typing import ClassVar
 
 import cv2
@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from weakseg.data.sample import IGNORE, Sample
-from weakseg.pseudo.base import Generator, TrainedModel
+from weakseg.pseudo.base import NetworkGenerator
 
 
 def foreground_cues(
@@ -94,7 +94,7 @@ def cue_counts(cues: np.ndarray, grid: np.ndarray, mask: np.ndarray | None) -> d
 
 
 @dataclass
-class SecCueGenerator(Generator):
+class SecCueGenerator(NetworkGenerator):
     name: ClassVar[str] = "sec-cues"
     needs_model: ClassVar[str] = "sec-classifier"
     run_dir: str = ""  # a finished `weakseg train` run of method sec-classifier
@@ -104,8 +104,6 @@ class SecCueGenerator(Generator):
     median: int = 3  # median filter of the saliency (paper: 3 x 3)
     saliency_depth: int = 0  # gradient at the encoder's last map (0) or this many levels before
     device: str = "cpu"
-    _trained: TrainedModel | None = field(default=None, init=False, repr=False, compare=False)
-    _network: object = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.run_dir:
@@ -117,31 +115,6 @@ class SecCueGenerator(Generator):
             raise ValueError("fg_threshold must be in [0, 1) and bg_share in (0, 1)")
         if self.size < 32 or self.median < 1 or self.median % 2 == 0 or self.saliency_depth < 0:
             raise ValueError("size must be >= 32, median odd, saliency_depth >= 0")
-
-    @classmethod
-    def for_model(cls, model: torch.nn.Module, **params) -> SecCueGenerator:
-        """A generator around a classifier already in memory (run_dir is then only a name)."""
-        params.setdefault("device", str(next(model.parameters()).device))
-        gen = cls(run_dir=params.pop("run_dir", "(in memory)"), **params)
-        gen.attach_model(TrainedModel(model, cls.needs_model, gen.run_dir))
-        return gen
-
-    def params(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.init}
-
-    def attach_model(self, trained: TrainedModel) -> None:
-        self.check_model(trained)
-        self._trained, self._network = trained, None
-
-    def model(self) -> torch.nn.Module:
-        if self._trained is None:
-            raise ValueError(
-                "generator 'sec-cues' has no network: `weakseg labels` loads it from run_dir; "
-                "in Python use SecCueGenerator.for_model(model)"
-            )
-        if self._network is None:
-            self._network = self._trained.network.to(self.device).eval()
-        return self._network
 
     def cam_and_saliency(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(L x h x w CAMs, h x w saliency before filtering) of one H x W x 3 uint8 image,
