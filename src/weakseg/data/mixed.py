@@ -19,12 +19,13 @@ follows from (seed, epoch): a resumed run or another worker count sees the same 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from weakseg.data.sampling import SeededDraws
 
 PP_STREAM = 1  # keeps the sampler's RNG stream apart from the augmentation's [seed, epoch, index]
 
@@ -100,7 +101,7 @@ def read_ids_file(path: str | Path, ids: list[str]) -> set[str]:
     return listed
 
 
-class MixedSupervisionSampler(torch.utils.data.Sampler[int]):
+class MixedSupervisionSampler(SeededDraws):
     """Dataset indices: each draw a PP index with chance ``chance``, else a BB index; sharded by
     rank like DistributedSampler (rank r takes draws r, r + n, ...); ``start`` skips that many of
     this rank's draws (a resumed run continues mid-epoch). Same interface as
@@ -118,9 +119,6 @@ class MixedSupervisionSampler(torch.utils.data.Sampler[int]):
         self.num_samples = math.ceil(len(labelled) / world_size)
         self.epoch, self.start = 0, 0
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
     def draws(self) -> np.ndarray:
         """All ranks' draws of this epoch (num_samples x world_size indices)."""
         rng = np.random.default_rng([self.seed, self.epoch, PP_STREAM])
@@ -130,13 +128,6 @@ class MixedSupervisionSampler(torch.utils.data.Sampler[int]):
         out[is_pp] = _walk(rng, self.pp, int(is_pp.sum()))
         out[~is_pp] = _walk(rng, self.bb, int((~is_pp).sum()))
         return out
-
-    def __iter__(self) -> Iterator[int]:
-        mine = self.draws()[self.rank :: self.world_size][self.start :]
-        return iter(mine.tolist())
-
-    def __len__(self) -> int:
-        return self.num_samples - self.start
 
 
 def _walk(rng: np.random.Generator, pool: np.ndarray, count: int) -> np.ndarray:

@@ -43,11 +43,38 @@ def repeat_factors(image_classes: Sequence[Sequence[int]], threshold: float) -> 
     return np.array([max([per_class[c] for c in set(cls)], default=1.0) for cls in image_classes])
 
 
-class RepeatFactorSampler(torch.utils.data.Sampler[int]):
+class SeededDraws(torch.utils.data.Sampler[int]):
+    """A sampler whose epoch is ``draws()``: ``num_samples x world_size`` indices made from
+    (seed, epoch) alone; rank r takes draws r, r + n, ...; ``start`` skips that many of this
+    rank's draws (a resumed run continues mid-epoch). Same interface as
+    ``weakseg.data.training.ResumableSampler`` (num_samples, set_epoch, start). Subclasses set
+    ``num_samples``, ``world_size``, ``rank``, ``seed`` and implement ``draws``."""
+
+    num_samples: int
+    world_size: int
+    rank: int
+    seed: int
+    epoch: int = 0
+    start: int = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def draws(self) -> np.ndarray:
+        """All ranks' draws of this epoch."""
+        raise NotImplementedError
+
+    def __iter__(self) -> Iterator[int]:
+        mine = self.draws()[self.rank :: self.world_size][self.start :]
+        return iter(mine.tolist())
+
+    def __len__(self) -> int:
+        return self.num_samples - self.start
+
+
+class RepeatFactorSampler(SeededDraws):
     """Each epoch, ``num_samples x world_size`` indices drawn with replacement with chance
-    proportional to ``factors``, from (seed, epoch); rank r takes draws r, r + n, ...; ``start``
-    skips that many of this rank's draws (a resumed run continues mid-epoch). Same interface as
-    ``weakseg.data.training.ResumableSampler`` (num_samples, set_epoch, start)."""
+    proportional to ``factors``, from (seed, epoch); sharded and resumable (SeededDraws)."""
 
     def __init__(self, factors: np.ndarray, world_size: int = 1, rank: int = 0,
                  seed: int = 0) -> None:  # fmt: skip
@@ -59,20 +86,9 @@ class RepeatFactorSampler(torch.utils.data.Sampler[int]):
         self.num_samples = math.ceil(len(factors) / world_size)
         self.epoch, self.start = 0, 0
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
     def draws(self) -> np.ndarray:
-        """All ranks' draws of this epoch."""
         rng = np.random.default_rng([self.seed, self.epoch, STREAM])
         return rng.choice(len(self.chances), self.num_samples * self.world_size, p=self.chances)
 
-    def __iter__(self) -> Iterator[int]:
-        mine = self.draws()[self.rank :: self.world_size][self.start :]
-        return iter(mine.tolist())
 
-    def __len__(self) -> int:
-        return self.num_samples - self.start
-
-
-__all__ = ["SAMPLING", "RepeatFactorSampler", "repeat_factors"]
+__all__ = ["SAMPLING", "RepeatFactorSampler", "SeededDraws", "repeat_factors"]
