@@ -2,24 +2,30 @@
 benchmarks/results/bana/ (a finished row is skipped, a killed training resumes).
 
   classifier-bap, classifier-gap   stage 1: `weakseg train configs/voc_bana_classifier.yaml`
-                                   (method.pooling=bap|gap), the baselines' iteration budget
+                                   (method.pooling=bap|gap), fully fine-tuned (BAP needs features
+                                   that learn): 300 iterations of batch 8 at output stride 16
   labels-gap, labels-bap-no-u0,    stage 2: `weakseg labels --generator bana` over all 861 images
-  labels-bap, labels-bap-u0-a      (the classifier saw only dev_train: dev_val is unseen), scored
-                                   with `weakseg eval-labels` on dev_train and dev_val: Y_crf, and
-                                   for labels-bap also Y_ret and "Y_crf & Y_ret" (mIoU on the
-                                   agreeing pixels, with the share of pixels left unreliable);
-                                   labels-bap-u0-a (ours): u_0 = A, without the 0.99 threshold
+  labels-bap, labels-bap-u0-a,     (the classifier saw only dev_train: dev_val is unseen), scored
+  labels-bap-before                with `weakseg eval-labels` on dev_train and dev_val: Y_crf, and
+                                   for labels-bap(-before) also Y_ret and "Y_crf & Y_ret" (mIoU
+                                   on the agreeing pixels, with the share of pixels left out);
+                                   labels-bap-u0-a (ours): u_0 = A, without the 0.99 threshold;
+                                   labels-bap-before: the same classifier with stage 2 as weakseg
+                                   read it before the BANA fidelity issue (13)
   cam-precision                    supplement Table 2: per-class precision of u_c, GAP vs BAP,
                                    on dev_train (sum of u_c inside the class's mask / sum of u_c)
-  seg-ycrf, seg-yret, seg-nal,     stage 3 and Table 3/4 of the paper: `weakseg train` on Y_crf,
-  seg-none, seg-entropy,           on Y_ret, with NAL, and with the compared losses on ~S
-  seg-bootstrap                    (none / entropy / bootstrapping), then `weakseg eval` on dev_val
-  seg-ycrf-seed1, seg-nal-seed1    two of them again with train.seed=1: how far one row moves
+  seg-ycrf, seg-yret, seg-nal,     stage 3 and Table 3/4 of the paper in the CPU protocol
+  seg-none, seg-entropy,           (`configs/voc_bana_cpu.yaml`, `voc_pseudo_grabcut_cpu.yaml`,
+  seg-bootstrap                    3 seeds, as benchmarks.train_baselines): on Y_crf, on Y_ret,
+                                   with NAL, and with the compared losses on ~S (none / entropy /
+                                   bootstrapping), then `weakseg eval` on dev_val
 
-    python -m benchmarks.bana [--iterations 300 --threads 1] [--only labels-bap]
+    python -m benchmarks.bana [--threads 1] [--only labels-bap] [--seeds 0 1 2]
 
-On a CUDA machine training and the CAMs of cam-precision run on the GPU (``--device``); the label
-generator's CRF runs on ``--workers`` CPU processes either way.
+The stage-3 rows of the earlier 300-iteration budget (benchmarks/results/bana_300it/, one run
+each) stay in RESULTS.md as the "earlier protocol" section. On a CUDA machine training and the
+CAMs of cam-precision run on the GPU (``--device``); the label generator's CRF runs on
+``--workers`` CPU processes either way.
 """
 
 from __future__ import annotations
@@ -32,9 +38,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.common import DEFAULT_VOC, HERE, load_rows, run_rows, train_wall
+from benchmarks.common import (
+    DEFAULT_VOC,
+    HERE,
+    SEEDS,
+    load_rows,
+    run_rows,
+    train_seeds,
+    train_wall,
+)
 from benchmarks.results_md import replace_section
 from benchmarks.train_baselines import ROWS as BASELINE_ROWS
+from benchmarks.train_baselines import conditions, per_class_table, protocol_line, row_cells
 from weakseg.cli import main as weakseg
 from weakseg.data.classes import VOC_CLASSES
 from weakseg.data.specs import open_dataset
@@ -42,23 +57,26 @@ from weakseg.engine.evaluate import ConfusionMatrix
 from weakseg.pseudo.store import LabelStore
 
 ROWS = HERE / "results" / "bana"
+EARLIER_ROWS = HERE / "results" / "bana_300it"  # stage 3 at the earlier budget, one run each
+EARLIER_FULL = HERE / "results" / "train_baselines" / "full.json"  # full at that budget
 CLASSIFIERS = {"classifier-bap": "bap", "classifier-gap": "gap"}
+# stage 2 as weakseg read it before the BANA fidelity issue (13): the other reading of each fix
+BEFORE_ISSUE_13 = ["bg_threshold_peak=boxes", "softmax_region=image", "retrieval=paper"]
 LABELS = {  # row -> (classifier row, generator overrides)
     "labels-gap": ("classifier-gap", []),
     "labels-bap-no-u0": ("classifier-bap", ["background=cam"]),
     "labels-bap": ("classifier-bap", []),
     "labels-bap-u0-a": ("classifier-bap", ["bg_threshold=0"]),  # ours: u_0 = A, no threshold
+    "labels-bap-before": ("classifier-bap", BEFORE_ISSUE_13),
 }
+WITH_RET = ("labels-bap", "labels-bap-before")  # rows whose Y_ret is scored too
 SEGMENTATION = {  # row -> (config, label folder under the labels-bap directory, overrides)
-    "seg-ycrf": ("configs/voc_pseudo_grabcut.yaml", "", []),
-    "seg-yret": ("configs/voc_pseudo_grabcut.yaml", "ret", []),
-    "seg-nal": ("configs/voc_bana.yaml", "", ["train.snapshot_every=50"]),  # Fig. 5 sigma
-    "seg-none": ("configs/voc_bana.yaml", "", ["method.unreliable=none"]),
-    "seg-entropy": ("configs/voc_bana.yaml", "", ["method.unreliable=entropy"]),
-    "seg-bootstrap": ("configs/voc_bana.yaml", "", ["method.unreliable=bootstrap"]),
-    # the same two rows with another seed (init and data order): the spread of one row
-    "seg-ycrf-seed1": ("configs/voc_pseudo_grabcut.yaml", "", ["train.seed=1"]),
-    "seg-nal-seed1": ("configs/voc_bana.yaml", "", ["train.seed=1"]),
+    "seg-ycrf": ("configs/voc_pseudo_grabcut_cpu.yaml", "", []),
+    "seg-yret": ("configs/voc_pseudo_grabcut_cpu.yaml", "ret", []),
+    "seg-nal": ("configs/voc_bana_cpu.yaml", "", ["train.snapshot_every=200"]),  # Fig. 5 sigma
+    "seg-none": ("configs/voc_bana_cpu.yaml", "", ["method.unreliable=none"]),
+    "seg-entropy": ("configs/voc_bana_cpu.yaml", "", ["method.unreliable=entropy"]),
+    "seg-bootstrap": ("configs/voc_bana_cpu.yaml", "", ["method.unreliable=bootstrap"]),
 }
 # row -> (what it trains on, the paper's VOC 2012 val mIoU: Table 4 after CRF for the first
 # three, Table 3 before / after CRF for the losses on ~S; DeepLab-V1 VGG-16)
@@ -69,7 +87,7 @@ SEGMENTATION_ABOUT = {
     "seg-none": ("CE on S, ~S ignored", "61.8 / 67.5"),
     "seg-entropy": ("CE on S + entropy on ~S", "61.4 / 67.3"),
     "seg-bootstrap": ("CE on S + bootstrapping on ~S", "61.9 / 67.6"),
-    "seg-ycrf-seed1": ("CE on Y_crf, train.seed=1", "—"),
+    "seg-ycrf-seed1": ("CE on Y_crf, train.seed=1", "—"),  # earlier budget only
     "seg-nal-seed1": ("NAL, train.seed=1", "—"),
 }
 BUDGET_KEYS = ("train.iterations", "data.batch_size", "data.crop_size", "train.precision")
@@ -77,14 +95,18 @@ PAPER = {"labels-gap": (75.5, 76.1), "labels-bap-no-u0": (77.0, 77.8), "labels-b
 
 
 def add_budget_arguments(parser: argparse.ArgumentParser) -> None:
-    """The earlier protocol's budget (full fine-tuning, 300 iterations) that this table was
-    measured with; re-measuring BANA in the CPU protocol is still to do."""
+    """Stage 1's budget (full fine-tuning, 300 iterations; the earlier protocol's, also used by
+    the stage-3 rows of bana_300it) and the CPU protocol's options for stage 3."""
     parser.add_argument("--iterations", type=int, default=300)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--crop", type=int, default=320)
     parser.add_argument("--precision", default="fp32",
                         help="bf16 only on CPUs with AVX512-BF16/AMX")  # fmt: skip
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS),
+                        help="stage-3 seeds")  # fmt: skip
+    parser.add_argument("--cache-dir", default="bench-out/cache",
+                        help="stage 3's feature cache (shared with the baselines)")  # fmt: skip
 
 
 def budget_overrides(args: argparse.Namespace) -> list[str]:
@@ -93,6 +115,12 @@ def budget_overrides(args: argparse.Namespace) -> list[str]:
             f"data.crop_size={args.crop}", f"train.precision={args.precision}",
             "train.channels_last=true", f"train.threads={args.threads}",
             f"train.checkpoint_every={max(args.iterations // 6, 1)}"]  # fmt: skip
+
+
+def protocol_overrides(args: argparse.Namespace) -> list[str]:
+    """What every stage-3 row adds to its protocol config (the budget lives in the config)."""
+    return [f"train.threads={args.threads}", f"data.cache_dir={args.cache_dir}",
+            f"train.device={args.device}", "train.eval_every=0"]  # fmt: skip
 
 
 def _run(cmd: list[str]) -> None:
@@ -157,11 +185,7 @@ def labels_row(name: str, args: argparse.Namespace) -> dict:
         "wall_seconds": sum(r["wall_seconds"] for r in runs),
         "cpu_seconds_per_image": runs[-1]["cpu_seconds_per_image"],
     }
-    maps = (
-        {"y_crf": label_dir, "y_ret": label_dir / "ret"}
-        if name == "labels-bap"
-        else {"y_crf": label_dir}
-    )
+    maps = {"y_crf": label_dir} | ({"y_ret": label_dir / "ret"} if name in WITH_RET else {})
     for split in ("dev_train", "dev_val"):
         for key, folder in maps.items():
             out = Path(args.out) / f"eval-{name}-{key}-{split}.json"
@@ -179,7 +203,7 @@ def labels_row(name: str, args: argparse.Namespace) -> dict:
             row[f"{key}_{split}"] = json.loads(out.read_text()) | {
                 "command": "weakseg " + " ".join(ecmd)
             }  # noqa: E501
-        if name == "labels-bap":
+        if name in WITH_RET:
             row[f"agree_{split}"] = score_agreement(f"voc:{args.data}:{split}", label_dir)
     return row
 
@@ -221,105 +245,32 @@ def cam_precision_row(args: argparse.Namespace) -> dict:
 
 
 def segmentation_row(name: str, args: argparse.Namespace) -> dict:
+    """Stage 3 in the CPU protocol: the row's config on labels-bap, once per seed."""
     config, folder, extra = SEGMENTATION[name]
     labels = Path(args.out) / "labels-bap" / folder
-    run_dir = Path(args.out) / name
-    cmd = [
-        "train",
-        config,
-        *train_overrides(args),
-        f"data.val=voc:{args.data}:dev_val",
-        f"data.labels={labels}",
-        *extra,
-        "--run-dir",
-        str(run_dir),
-    ]
-    _run(cmd)
-    ecmd = [
-        "eval",
-        "--run-dir",
-        str(run_dir),
-        "--dataset",
-        f"voc:{args.data}:dev_val",
-        "--no-progress",
-        "--tag",
-        "dev_val",
-        "--device",
-        args.device,
-    ]
-    _run(ecmd)
-    result = json.loads((run_dir / "eval" / "dev_val.json").read_text())
-    summary = json.loads((run_dir / "train_summary.json").read_text())
-    return {
-        "name": name,
-        "miou": result["miou"],
-        "iou": result["iou"],
-        "summary": summary,
-        "train_command": "weakseg " + " ".join(cmd),
-        "eval_command": "weakseg " + " ".join(ecmd),
-    }
+    overrides = [*protocol_overrides(args), f"data.train=voc:{args.data}:dev_train",
+                 f"data.labels={labels}", *extra]  # fmt: skip
+    return train_seeds(name, config, overrides, Path(args.out), f"voc:{args.data}:dev_val",
+                       args.seeds)  # fmt: skip
 
 
 def render(rows: dict[str, dict]) -> str:
     lines = ["## BANA on voc-dev", ""]
     if not rows:
         return "\n".join([*lines, "No rows measured yet: `python -m benchmarks.bana`."])
-    command = next(r.get("command") or r["train_command"] for n, r in rows.items() if n in
-                   (*CLASSIFIERS, *SEGMENTATION))  # fmt: skip
-    budget = [p for p in command.split() if p.split("=")[0] in BUDGET_KEYS]
-    stride = next((p.split("=")[1] for n in CLASSIFIERS if n in rows
-                   for p in rows[n]["command"].split() if p.startswith("model.output_stride=")),
-                  "8")  # fmt: skip
-    lines += [
-        f"Every training row: lite0 (offline ImageNet weights), {', '.join(budget)} (the "
-        f"baselines' budget). Stage 1, the classifier, at output stride {stride}, trained on "
-        "dev_train's boxes only; the segmentation rows use DeepLabV3+ at stride 32 as the "
-        "baselines do.",
-        "",
-    ]
-    if any(k in rows for k in LABELS):
+    classifier = next((rows[n] for n in CLASSIFIERS if n in rows), None)
+    if classifier:
+        words = classifier["command"].split()
+        budget = [w for w in words if w.split("=")[0] in BUDGET_KEYS]
+        stride = next(w.split("=")[1] for w in words if w.startswith("model.output_stride="))
         lines += [
-            "Pseudo labels (paper Table 1; the classifier trained on dev_train only, so "
-            "dev_val is unseen). Paper: VOC 2012 train / val, VGG-16.",
+            "Stage 1, the classifier: lite0 (offline ImageNet weights) fully fine-tuned (BAP "
+            "needs features that learn, so it is not in the frozen-encoder protocol), "
+            f"{', '.join(budget)}, output stride {stride}, on dev_train's boxes only; "
+            f"{train_wall(classifier['summary'])} per classifier.",
             "",
-            "| labels | dev_train mIoU | dev_val mIoU | paper train / val | s/img | command |",
-            "|---|---|---|---|---|---|",
         ]
-        for name in LABELS:
-            if name not in rows:
-                continue
-            r = rows[name]
-            paper = PAPER.get(name)
-            paper = f"{paper[0]} / {paper[1]}" if paper else "—"
-            lines.append(
-                f"| {name} Y_crf | {100 * r['y_crf_dev_train']['miou']:.1f} | "
-                f"{100 * r['y_crf_dev_val']['miou']:.1f} | {paper} | "
-                f"{r['cpu_seconds_per_image']:.2f} | `{r['command']}` |"
-            )
-            if name == "labels-bap":
-                lines.append(
-                    f"| labels-bap Y_ret | {100 * r['y_ret_dev_train']['miou']:.1f} | "
-                    f"{100 * r['y_ret_dev_val']['miou']:.1f} | 70.8 / 69.9 | | |"
-                )
-                a, b = r["agree_dev_train"], r["agree_dev_val"]
-                lines.append(
-                    f"| Y_crf & Y_ret (agreeing pixels) | {100 * a['miou']:.1f} "
-                    f"({100 * a['unreliable_share']:.0f}% left out) | "
-                    f"{100 * b['miou']:.1f} ({100 * b['unreliable_share']:.0f}% left out)"
-                    " | 85.3* / 68.2* | | |"
-                )
-        lines.append("")
-        if "labels-bap" in rows:
-            lines.append(
-                "\\*: the paper's mark for 'pseudo labels contain unreliable regions': "
-                "scored on the pixels where Y_crf and Y_ret agree, as here."
-            )
-        if "labels-bap-u0-a" in rows:
-            lines += [
-                "",
-                "labels-bap-u0-a (ours, not in the paper): u_0 = A without the authors' "
-                "relative 0.99 threshold (`bg_threshold=0`).",
-            ]
+    lines += label_table(rows)
     if "cam-precision" in rows:
         r = rows["cam-precision"]
         lines += [
@@ -328,38 +279,95 @@ def render(rows: dict[str, dict]) -> str:
             f"BAP 77.9): GAP {100 * r['classifier-gap']['mean']:.1f}, "
             f"BAP {100 * r['classifier-bap']['mean']:.1f}.",
         ]
-    full = load_rows(BASELINE_ROWS).get("full", {}).get("miou")
     seg = [n for n in SEGMENTATION if n in rows]
     if seg:
+        full = load_rows(BASELINE_ROWS).get("full")
         lines += [
             "",
-            "Segmentation on dev_val, single scale, no CRF (paper Tables 3 and 4: VOC 2012 val, "
-            "DeepLab-V1; 'before / after CRF' where the paper gives both):",
+            f"Stage 3 on dev_val in the CPU protocol ({protocol_line(rows[seg[0]])}; labels: "
+            "labels-bap above), single scale, no CRF; mean ± sd over the seeds, a gap smaller "
+            "than the spread is no difference (paper Tables 3 and 4: VOC 2012 val, DeepLab-V1; "
+            "'before / after CRF' where the paper gives both):",
             "",
-            "| row | trained with | mIoU | / full | paper | train wall | command |",
-            "|---|---|---|---|---|---|---|",
+            "| row | trained with | mIoU | per seed | / full | train min / run | img/s | paper "
+            "| command |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for name in seg:
             r = rows[name]
-            ratio = f"{r['miou'] / full:.2f}" if full else "—"
             about, paper = SEGMENTATION_ABOUT[name]
-            lines.append(
-                f"| {name} | {about} | {100 * r['miou']:.1f} | {ratio} | {paper} | "
-                f"{train_wall(r['summary'])} | `{r['train_command']}` |"
-            )
-        lines += ["", "Per-class IoU on dev_val (— = no pixel of the class in dev_val):", "",
-                  "| class | " + " | ".join(seg) + " |", "|---|" + "---|" * len(seg)]  # fmt: skip
-        for cls in VOC_CLASSES:
-            cells = [rows[n]["iou"].get(cls) for n in seg]
-            cells = ["—" if v is None else f"{100 * v:.1f}" for v in cells]
-            lines.append(f"| {cls} | " + " | ".join(cells) + " |")
-    some = next(iter(rows.values()))
-    lines += [
+            command = next(iter(r["seeds"].values()))["train_command"]
+            lines.append(f"| {name} | {about} | {row_cells(r, full)} | {paper} | `{command}` |")
+        lines += ["", "Per-class IoU on dev_val (mean over seeds):", "",
+                  *per_class_table(rows, seg)]  # fmt: skip
+    lines += ["", f"Measured on {conditions(rows)}, with `python -m benchmarks.bana`."]
+    return "\n".join(lines)
+
+
+def label_table(rows: dict[str, dict]) -> list[str]:
+    """Table 1: Y_crf of each generator row, Y_ret and the agreeing pixels where scored."""
+    if not any(k in rows for k in LABELS):
+        return []
+    lines = [
+        "Pseudo labels (paper Table 1; the classifier trained on dev_train only, so "
+        "dev_val is unseen). Paper: VOC 2012 train / val, VGG-16.",
         "",
-        f"Measured on {some['machine']}, {some['date']}, with `python -m benchmarks.bana`. "
-        "Rows ran two at a time (one torch thread each), sometimes beside tests or label "
-        "generation: wall times show the cost, not a clean speed comparison.",
+        "| labels | dev_train mIoU | dev_val mIoU | paper train / val | s/img | command |",
+        "|---|---|---|---|---|---|",
     ]
+    for name in (n for n in LABELS if n in rows):
+        r = rows[name]
+        paper = PAPER.get(name)
+        paper = f"{paper[0]} / {paper[1]}" if paper else "—"
+        lines.append(f"| {name} Y_crf | {100 * r['y_crf_dev_train']['miou']:.1f} | "
+                     f"{100 * r['y_crf_dev_val']['miou']:.1f} | {paper} | "
+                     f"{r['cpu_seconds_per_image']:.2f} | `{r['command']}` |")  # fmt: skip
+        if name in WITH_RET:
+            paper = "70.8 / 69.9" if name == "labels-bap" else "—"
+            lines.append(f"| {name} Y_ret | {100 * r['y_ret_dev_train']['miou']:.1f} | "
+                         f"{100 * r['y_ret_dev_val']['miou']:.1f} | {paper} | | |")  # fmt: skip
+            a, b = r["agree_dev_train"], r["agree_dev_val"]
+            paper = "85.3* / 68.2*" if name == "labels-bap" else "—"
+            cells = [f"{100 * x['miou']:.1f} ({100 * x['unreliable_share']:.0f}% left out)"
+                     for x in (a, b)]  # fmt: skip
+            lines.append(f"| {name} Y_crf & Y_ret (agreeing pixels) | {cells[0]} | {cells[1]} | "
+                         f"{paper} | | |")  # fmt: skip
+    lines += ["", "\\*: the paper's mark for 'pseudo labels contain unreliable regions': scored "
+              "on the pixels where Y_crf and Y_ret agree, as here. labels-bap-u0-a (ours, not in "
+              "the paper): u_0 = A without the authors' relative 0.99 threshold "
+              "(`bg_threshold=0`). labels-bap-before: the same BAP classifier with stage 2 as "
+              "weakseg read it before the BANA fidelity issue "
+              f"(`{' '.join(BEFORE_ISSUE_13)}`)."]  # fmt: skip
+    return lines
+
+
+def render_earlier(rows: dict[str, dict]) -> str:
+    """The stage-3 rows of the earlier budget (300 iterations of full fine-tuning, one run
+    each, labels from stage 2 before the BANA fidelity issue)."""
+    full = json.loads(EARLIER_FULL.read_text())["miou"] if EARLIER_FULL.exists() else None
+    first = next(iter(rows.values()))["train_command"].split()
+    budget = [w for w in first if w.split("=")[0] in BUDGET_KEYS]
+    lines = ["## Earlier protocol: BANA stage 3 at 300 iterations (dev_train -> dev_val)", "",
+             f"lite0 fully fine-tuned, {', '.join(budget)}, DeepLabV3+ at stride 32, one run per "
+             "row (two rows again with seed 1); labels from stage 2 as it was before the BANA "
+             "fidelity issue, with the classifiers of that time. Single scale, no CRF.", "",
+             "| row | trained with | mIoU | / full (33.2) | paper | train wall | command |",
+             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    seg = [n for n in SEGMENTATION_ABOUT if n in rows]
+    for name in seg:
+        r = rows[name]
+        ratio = f"{r['miou'] / full:.2f}" if full else "—"
+        about, paper = SEGMENTATION_ABOUT[name]
+        lines.append(f"| {name} | {about} | {100 * r['miou']:.1f} | {ratio} | {paper} | "
+                     f"{train_wall(r['summary'])} | `{r['train_command']}` |")  # fmt: skip
+    lines += ["", "Per-class IoU on dev_val (— = no pixel of the class in dev_val):", "",
+              "| class | " + " | ".join(seg) + " |", "|---|" + "---|" * len(seg)]  # fmt: skip
+    for cls in VOC_CLASSES:
+        cells = [rows[n]["iou"].get(cls) for n in seg]
+        lines.append(f"| {cls} | " + " | ".join("—" if v is None else f"{100 * v:.1f}"
+                                                for v in cells) + " |")  # fmt: skip
+    lines += ["", f"Measured on {conditions(rows)}, with `python -m benchmarks.bana` of that "
+              "time, two rows at a time (one torch thread each)."]  # fmt: skip
     return "\n".join(lines)
 
 
@@ -401,6 +409,9 @@ def main() -> int:
     def rewrite() -> None:
         if args.results == ROWS:  # a trial run elsewhere leaves RESULTS.md alone
             replace_section(HERE / "RESULTS.md", "bana", render(load_rows(ROWS)))
+            earlier = load_rows(EARLIER_ROWS)
+            if earlier:
+                replace_section(HERE / "RESULTS.md", "bana-300it", render_earlier(earlier))
 
     run_rows(plan, args.results, lambda name: make_row(name, args), rewrite, args.only, args.render)
     return 0

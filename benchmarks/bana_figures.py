@@ -9,7 +9,7 @@ measured number, u0.json, under benchmarks/results/bana/figures/:
               relative 0.99 threshold on A), BAP classifier, first --u0-images dev_val images
   fig5.jpg    paper Fig. 5: Y_crf, its unreliable region ~S (Y_ret disagrees) and the ground
               truth for one dev_train image, then the NAL confidence sigma (Eq. 12) after each
-              snapshot of the seg-nal run (train.snapshot_every)
+              snapshot of the seg-nal run's seed 0 (train.snapshot_every)
 
     python -m benchmarks.bana_figures [--out bench-out/bana] [--images 4] [--fig5-id ID]
 
@@ -110,7 +110,7 @@ def main() -> int:
     tmp.replace(args.numbers / "u0.json")
     print(f"u_0 > 0 on {100 * share:.1f}% of the in-box cells ({len(with_boxes)} dev_val images)")
 
-    run_dir = args.out / "seg-nal"
+    run_dir = args.out / "seg-nal" / "seed0"
     kept = snapshots(run_dir)
     if not kept:
         raise SystemExit(f"{run_dir} has no snapshots yet (train.snapshot_every)")

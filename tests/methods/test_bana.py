@@ -255,3 +255,20 @@ def test_report_pictures_for_both_bana_networks(tmp_path: Path):
         assert weakseg(["report", "--run-dir", str(tmp_path / "stage3"), *args]) == 0
         assert len(list((tmp_path / "stage3" / "report-1").glob("*.png"))) == 2
         assert weakseg(["report", "--run-dir", str(tmp_path / "stage3"), *args[:-1], "7"]) == 2
+
+
+def test_stage3_trains_on_the_feature_cache_and_its_snapshots_report(tmp_path: Path):
+    """The CPU protocol (configs/voc_bana_cpu.yaml): frozen encoder, cached views; Y_ret rides
+    beside the cached maps, so L_wce sees ~S, and a snapshot of the cached model draws sigma."""
+    labels = write_bana_style_labels(tmp_path / "labels")
+    write_bana_style_labels(labels, "synthetic:2:5")
+    cfg = tiny_config("bana_synthetic.yaml", tmp_path, "model.freeze=all", "data.cache_views=1",
+                      "train.loss_stride=4", f"data.cache_dir={tmp_path / 'cache'}",
+                      "train.iterations=2", "train.snapshot_every=1",
+                      f"data.labels={labels}")  # fmt: skip
+    with single_torch_thread():
+        summary = train(cfg, tmp_path / "stage3")
+        args = ["--dataset", "synthetic:2:5", "--device", "cpu", "--snapshot", "1"]
+        assert weakseg(["report", "--run-dir", str(tmp_path / "stage3"), *args]) == 0
+    assert "feature_cache" in summary and summary["last"]["loss/wce"] > 0
+    assert len(list((tmp_path / "stage3" / "report-1").glob("*.png"))) == 2
