@@ -133,17 +133,22 @@ def render(rows: dict[str, dict],
     return "\n".join(lines)
 
 
-def main() -> int:
+def table_arguments(description: str) -> argparse.Namespace:
+    """The command line of every protocol table trained on voc-dev (this one, Box2Seg's)."""
     from benchmarks.common import DEFAULT_VOC
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--data", default=DEFAULT_VOC)
     parser.add_argument("--labels", default="bench-out/voc-dev", help="pseudo-label dirs")
     parser.add_argument("--out", default="bench-out/train-cpu")
     add_budget_arguments(parser)
     parser.add_argument("--only", nargs="*", help="rows to (re)run")
     parser.add_argument("--render", action="store_true", help="only rewrite RESULTS.md")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> int:
+    args = table_arguments(__doc__.split("\n")[0])
     run_rows(RUNS, ROWS, lambda name: train_row(name, args), rewrite, args.only, args.render)
     return 0
 

@@ -34,11 +34,11 @@ from benchmarks.common import HERE, load_rows, run_rows
 from benchmarks.results_md import replace_section
 from benchmarks.train_baselines import ROWS as BASELINE_ROWS
 from benchmarks.train_baselines import (
-    add_budget_arguments,
     conditions,
     per_class_table,
     protocol_line,
     row_cells,
+    table_arguments,
     train_row,
 )
 
@@ -142,16 +142,7 @@ def render(rows: dict[str, dict], baselines: dict[str, dict]) -> str:
 
 
 def main() -> int:
-    from benchmarks.common import DEFAULT_VOC
-
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", default=DEFAULT_VOC)
-    parser.add_argument("--labels", default="bench-out/voc-dev", help="pseudo-label dirs")
-    parser.add_argument("--out", default="bench-out/train-cpu")
-    add_budget_arguments(parser)
-    parser.add_argument("--only", nargs="*", help="rows to (re)run")
-    parser.add_argument("--render", action="store_true", help="only rewrite RESULTS.md")
-    args = parser.parse_args()
+    args = table_arguments(__doc__.split("\n")[0])
     run_rows(RUNS, ROWS, lambda name: box2seg_row(name, args),
              lambda: replace_section(HERE / "RESULTS.md", "train-box2seg-cpu",
                                      render(load_rows(ROWS), load_rows(BASELINE_ROWS))),
