@@ -267,7 +267,9 @@ def render(rows: dict[str, dict]) -> str:
             "Stage 1, the classifier: lite0 (offline ImageNet weights) fully fine-tuned (BAP "
             "needs features that learn, so it is not in the frozen-encoder protocol), "
             f"{', '.join(budget)}, output stride {stride}, on dev_train's boxes only; "
-            f"{train_wall(classifier['summary'])} per classifier.",
+            "train wall "
+            + ", ".join(f"{n} {train_wall(rows[n]['summary'])}" for n in CLASSIFIERS if n in rows)
+            + ".",
             "",
         ]
     lines += label_table(rows)
