@@ -279,7 +279,7 @@ def render(rows: dict[str, dict]) -> str:
             "",
             "CAM precision on dev_train (supplement Table 2; paper mean GAP 73.0, "
             f"BAP 77.9): GAP {100 * r['classifier-gap']['mean']:.1f}, "
-            f"BAP {100 * r['classifier-bap']['mean']:.1f}.",
+            f"BAP {100 * r['classifier-bap']['mean']:.1f} (`{r['command']}`).",
         ]
     seg = [n for n in SEGMENTATION if n in rows]
     if seg:

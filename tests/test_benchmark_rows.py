@@ -41,3 +41,14 @@ def test_train_wall_says_when_a_run_was_resumed():
     assert train_wall({"seconds": 90.0, "iterations": 300, "resumed_from": 0}) == "1.5 min"
     resumed = train_wall({"seconds": 1512.0, "iterations": 300, "resumed_from": 86})
     assert resumed == "25.2 min (iterations 86-300, resumed)"
+
+
+def test_bana_tables_render_from_the_committed_rows():
+    """RESULTS.md's BANA sections are drawn from the row JSONs: every committed row shows."""
+    from benchmarks import bana
+    from benchmarks.common import load_rows
+
+    rows, earlier = load_rows(bana.ROWS), load_rows(bana.EARLIER_ROWS)
+    text = bana.render(rows) + bana.render_earlier(earlier)
+    for name in [*rows, *earlier]:
+        assert name in text, name
