@@ -204,6 +204,30 @@ def test_cosine_classifier_is_scaled_cosine():
     torch.testing.assert_close(head(3.0 * x), logits)  # invariant to feature magnitude
 
 
+def test_cosine_classifier_rows_start_at_unit_norm_so_one_step_turns_them_little():
+    """A direction-only weight turns by ~lr * |grad| / |w| per step, with |grad| ~ 1 / |w|: at
+    unit norm one SGD step of lr 0.1 (the CPU protocol's decoder lr) turns each row by a few
+    degrees; rows drawn at std 0.01 turn by tens of degrees (the collapse it caused)."""
+    torch.manual_seed(0)
+
+    def largest_turn(head: CosineClassifier) -> float:
+        x, y = torch.randn(4, 64, 8, 8), torch.randint(0, 21, (4, 8, 8))
+        before = head.weight.detach().clone()
+        torch.nn.functional.cross_entropy(head(x), y).backward()
+        with torch.no_grad():
+            head.weight -= 0.1 * head.weight.grad
+        cos = torch.nn.functional.cosine_similarity(before, head.weight.detach(), dim=1)
+        return float(torch.rad2deg(torch.arccos(cos.clamp(max=1.0))).max())
+
+    head = CosineClassifier(64, 21)
+    torch.testing.assert_close(head.weight.norm(dim=1), torch.ones(21))
+    assert largest_turn(head) < 5.0
+    tiny = CosineClassifier(64, 21)
+    with torch.no_grad():
+        tiny.weight.normal_(std=0.01)
+    assert largest_turn(tiny) > 20.0
+
+
 def test_cosine_seg_head_is_selectable():
     model = build_segmenter(weights="none", seg_head="cosine")
     assert isinstance(model.heads["seg"], CosineClassifier)

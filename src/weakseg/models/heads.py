@@ -37,12 +37,18 @@ class CosineClassifier(nn.Module):
 
     B x in_ch x h x w -> B x num_classes x h x w, each logit in [-scale, scale]. BANA's
     segmentation classifier (supplementary Sec. 4, Eq. 3, scale tau = 20; no bias).
+
+    The rows start as random directions of unit norm (our choice; the paper gives no init).
+    The logits see only w_c's direction, so an SGD step turns it by about lr * |grad| / |w_c|
+    while |grad| itself scales as 1 / |w_c|: rows drawn at std 0.01 (norm ~0.1) were thrown
+    about by the first steps at the CPU protocol's decoder lr of 0.1, grew to norms of 10-80
+    and froze in the direction of another class (seg-nal: boat, aeroplane or bus never
+    predicted, a different set per seed).
     """
 
     def __init__(self, in_ch: int, num_classes: int, scale: float = 20.0) -> None:
         super().__init__()
-        self.weight = nn.Parameter(torch.empty(num_classes, in_ch))
-        nn.init.normal_(self.weight, std=0.01)
+        self.weight = nn.Parameter(F.normalize(torch.randn(num_classes, in_ch), dim=1))
         self.scale = scale
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
