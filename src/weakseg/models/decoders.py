@@ -130,13 +130,15 @@ class LargeFOVDecoder(nn.Module):
         self.stride = strides[-1]
         self.in_levels = (len(channels) - 1,)
 
+    relu7 = True  # CamDecoder: fc7 stays linear
+
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
         """features: encoder maps, finest first -> B x out_channels x H/s x W/s (s = stride)."""
-        x = self.drop6(F.relu(self.fc6(features[-1])))
-        return self.drop7(F.relu(self.fc7(x)))
+        x = self.fc7(self.drop6(F.relu(self.fc6(features[-1]))))
+        return self.drop7(F.relu(x) if self.relu7 else x)
 
 
-class CamDecoder(nn.Module):
+class CamDecoder(LargeFOVDecoder):
     """SEC's foreground cue network on the coarsest map (supplement 6.1: "fc6 and fc7 substituted
     with randomly initialized convolutional layers, which have 1024 output channels and kernels of
     size 3"). As the authors' fc6_CAM / fc7_CAM (REFERENCE_NOTES, SEC): no dilation, fc6 followed by
@@ -146,6 +148,8 @@ class CamDecoder(nn.Module):
     Output: B x out_channels x H/s x W/s.
     """
 
+    relu7 = False
+
     def __init__(
         self,
         channels: Sequence[int],
@@ -153,19 +157,8 @@ class CamDecoder(nn.Module):
         out_channels: int = 1024,
         dropout: float = 0.5,
     ) -> None:
-        super().__init__()
-        self.fc6 = nn.Conv2d(channels[-1], out_channels, 3, padding=1)
-        self.fc7 = nn.Conv2d(out_channels, out_channels, 3, padding=1)
-        self.drop6 = nn.Dropout(dropout)
-        self.drop7 = nn.Dropout(dropout)
-        self.out_channels = out_channels
-        self.stride = strides[-1]
-        self.in_levels = (len(channels) - 1,)
-
-    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
-        """features: encoder maps, finest first -> B x out_channels x H/s x W/s (s = stride)."""
-        x = self.drop6(F.relu(self.fc6(features[-1])))
-        return self.drop7(self.fc7(x))
+        super().__init__(channels, strides, out_channels, dilation=1, dropout=dropout)
+        self.fc7 = nn.Conv2d(out_channels, out_channels, 3, padding=1)  # 3x3, not LargeFOV's 1x1
 
 
 class FPNSegDecoder(nn.Module):
