@@ -22,6 +22,7 @@ train`` resumes its run directory). ``--extra`` overrides go to every training c
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -50,6 +51,9 @@ VARIANTS = ("ours", "l2", "ce-pp", "ce-boxes", "semi")
 # GrabCut label folder under --labels for the semi rows: "grabcut" (all 21 classes, as
 # benchmarks.train_baselines uses), "person-grabcut" (made here on first use).
 GRABCUT = {"voc": "grabcut", "person": "person-grabcut"}
+# voc-full is the baselines table's `full` row when that row was trained with the same config
+# and overrides (the same runs; not trained twice).
+BASELINES_FULL = HERE / "results" / "train_baselines_cpu" / "full.json"
 
 
 def row_name(task: str, variant: str, pp: float | None) -> str:
@@ -93,10 +97,28 @@ def train_row(name: str, entry: tuple, args: argparse.Namespace) -> dict:
         labels = person_grabcut(args) if task == "person" else Path(args.labels) / GRABCUT[task]
         overrides.append(f"data.labels={labels}")
     overrides += args.extra
+    shared = _shared_full(task, variant, overrides, args.seeds)
+    if shared:
+        return shared
     row = train_seeds(name, CONFIGS[(task, variant)], overrides, Path(args.out),
                       spec(task, args.data, "dev_val"), args.seeds)  # fmt: skip
     scores = [s["iou"]["person"] if task == "person" else s["miou"] for s in row["seeds"].values()]
     return row | {"task": task, "variant": variant, "pp": pp, "score": seed_stats(scores)}
+
+
+def _shared_full(task: str, variant: str, overrides: list[str], seeds: list[int]) -> dict | None:
+    """The baselines table's `full` row, if it is exactly the run voc-full would make."""
+    if (task, variant) != ("voc", "full") or not BASELINES_FULL.exists():
+        return None
+    row = json.loads(BASELINES_FULL.read_text())
+    same = row["config"] == CONFIGS[("voc", "full")] and row["overrides"] == overrides
+    if not same or sorted(row["seeds"]) != sorted(str(s) for s in seeds):
+        return None
+    print(f"row voc-full: the same runs as {BASELINES_FULL.name} of train_baselines_cpu, reused")
+    scores = [s["miou"] for s in row["seeds"].values()]
+    return row | {"name": "voc-full", "task": task, "variant": variant, "pp": None,
+                  "score": seed_stats(scores),
+                  "source": "benchmarks/results/train_baselines_cpu/full.json"}  # fmt: skip
 
 
 def render(rows: dict[str, dict]) -> str:
@@ -122,6 +144,8 @@ def render(rows: dict[str, dict]) -> str:
                      f"`{command}` |")  # fmt: skip
     lines += ["", f"Measured on {conditions(rows)}, with `python -m benchmarks.train_uncertainty`"
               "; each seed's eval command is in the row's JSON file."]  # fmt: skip
+    lines += [f"Row {r['name']} is {r['source']} (the same config, overrides and seeds)."
+              for r in rows.values() if r.get("source")]  # fmt: skip
     return "\n".join(lines)
 
 

@@ -72,6 +72,21 @@ def test_a_second_open_reuses_the_cache_and_a_changed_key_rebuilds(tmp_path, mon
     assert len(dirs) == 4 and len(built) == 3
 
 
+def test_a_binary_task_reads_the_cache_of_its_inner_dataset(tmp_path, monkeypatch):
+    cfg, data, model = _setup(tmp_path, "data.train=synthetic:4:0")
+    root = tmp_path / "cache"
+    plain = open_cache(model, data, views=2, root=root, progress=False)
+    _, binary_data, _ = _setup(tmp_path, "data.train=binary:ring:synthetic:4:0")
+    assert binary_data.dataset.spec.startswith("binary:ring:")
+    built = []
+    monkeypatch.setattr(feature_cache, "_build", lambda *a: built.append(a))
+    binary = open_cache(model, binary_data, views=2, root=root, progress=False)
+    assert binary.directory == plain.directory and built == []
+    binary_data.set_epoch(1)  # the same crops: the binary view replays the cached one
+    expected = model.frozen_features(binary_data[2]["image"][None])[4][0]
+    torch.testing.assert_close(binary.features(1, 2)[4].float(), expected, atol=1e-2, rtol=1e-2)
+
+
 def test_a_failed_build_leaves_no_cache_behind(tmp_path, monkeypatch):
     cfg, data, model = _setup(tmp_path)
     root = tmp_path / "cache"

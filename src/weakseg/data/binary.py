@@ -32,6 +32,10 @@ class BinaryDataset(Dataset):
         self.classes = ClassList(("background", inner.classes.names[index]))
         self.spec = f"binary:{self.classes.names[1]}:{inner.spec}"
 
+    @property
+    def image_spec(self) -> str:
+        return self.inner.image_spec  # the same images, so the same feature cache
+
     @classmethod
     def from_spec(cls, rest: str) -> BinaryDataset:
         from weakseg.data.specs import open_dataset

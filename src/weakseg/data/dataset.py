@@ -52,6 +52,12 @@ class Dataset(ABC):
         so ``voc:data`` and ``voc:./data/`` are one dataset while dev_train is not dev_val."""
         return self.spec
 
+    @property
+    def image_spec(self) -> str:
+        """The spec of the dataset whose images these are (a frozen encoder's feature cache is
+        keyed by it): the spec itself, or the inner one for a wrapper that only relabels."""
+        return self.spec
+
     def __len__(self) -> int:
         return len(self.ids)
 
@@ -117,6 +123,10 @@ class UsableSubset(Dataset):
     @property
     def identity(self) -> str:
         return self.dataset.identity
+
+    @property
+    def image_spec(self) -> str:
+        return self.dataset.image_spec
 
     def load(self, sample_id: str) -> Sample:
         return self.dataset.load(sample_id)

@@ -61,7 +61,8 @@ def cache_identity(model, data: TrainingDataset, views: int) -> dict:
         "strides": list(model.encoder.strides),
         "frozen_levels": model.encoder.frozen_levels,
         "levels": list(model.cached_levels()),
-        "dataset": data.dataset.spec,
+        # the images' spec: binary:CLASS:SPEC shares SPEC's cache (labels are never cached)
+        "dataset": data.dataset.image_spec,
         "ids": hashlib.sha256("\n".join(data.dataset.ids).encode()).hexdigest()[:16],
         # "warp" only when set, so the keys of caches made before it existed stay the same
         "transform": [t.crop_size, t.scale_min, t.scale_max, t.flip, t.color_jitter]
