@@ -121,6 +121,43 @@ def test_multiclass_terms_use_flipped_targets():
     assert torch.allclose(ce[2], torch.tensor(0.551445), atol=1e-5)
 
 
+def test_warmup_trains_mu_on_the_box_labels_and_leaves_sigma_alone():
+    """The example above with warmup 0.5: before half the run, pixel 2 keeps its box target 1
+    despite var 4 > tau and sigma gets no gradient; from half the run on, Eq. 16 flips it."""
+    method = build_method("uncertainty", {"labelled_fraction": 0.2, "warmup": 0.5})
+    batch = make_batch([[[0, 1, 1]]], [False])
+    mu = torch.tensor([[[[3.0, 0.0, 0.0]], [[0.0, 2.0, 0.0]], [[0.0, 0.0, 1.0]]]])
+    sigma = torch.tensor([[[[1.0, 1.0, 1.0]], [[1.0, 0.5, 1.0]], [[1.0, 1.0, 2.0]]]])
+    sigma.requires_grad_()
+    logits = mu[0].permute(1, 2, 0)[0]
+    method.set_progress(599, 1200)
+    terms = method.losses(batch, {"seg": mu, "sigma": sigma})
+    ce_box = F.cross_entropy(logits, torch.tensor([0, 1, 1]), reduction="none")
+    assert torch.allclose(terms["bootstrap"], (ce_box[1] + ce_box[2]) / 3)
+    # by hand, pixel 2 with target 1 and logits (0, 0, 1): log(2 + e) - 0 = 1.551445
+    assert torch.allclose(ce_box[2], torch.tensor(1.551445), atol=1e-5)
+    sum(terms.values()).backward()
+    assert not sigma.grad.any()
+    method.set_progress(600, 1200)
+    terms = method.losses(batch, {"seg": mu, "sigma": sigma})
+    ce_flip = F.cross_entropy(logits, torch.tensor([0, 1, 2]), reduction="none")
+    assert torch.allclose(terms["bootstrap"], (ce_flip[1] + ce_flip[2]) / 3)
+    assert terms["uncertainty"] > 0
+    # binary: W = 1 in the warm-up, BCE(mu, y) on the box pixels
+    binary = build_method("uncertainty", {"labelled_fraction": 0.2, "warmup": 0.5})
+    batch = make_batch([[[1, 1, 0]]], [False])
+    seg = torch.zeros(1, 2, 1, 3)
+    seg[:, 1] = torch.tensor([[[0.5, -3.0, 1.0]]])
+    huge = torch.full((1, 1, 1, 3), 10.0)  # var 100 >> tau: W ~ 0 after the warm-up
+    terms = binary.losses(batch, {"seg": seg, "sigma": huge})
+    bce = F.binary_cross_entropy_with_logits(
+        torch.tensor([0.5, -3.0]), torch.ones(2), reduction="sum"
+    )
+    assert torch.allclose(terms["bootstrap"], bce / 3)
+    with pytest.raises(ValueError, match="warmup"):
+        build_method("uncertainty", {"labelled_fraction": 0.2, "warmup": 0.5, "bootstrap": False})
+
+
 def test_method_gradient_split():
     """Through the method: "uncertainty" sends no gradient to mu (the "seg" output), "bootstrap"
     none to sigma."""

@@ -24,6 +24,15 @@ pixels and on the BB pixels outside the region; on the region (BB pixels, see ``
     ce    CE(mu, y) on every pixel ("ce"): the "CE on PP + boxes as masks" baseline; with
           ``pp_chance: 1`` only PP images are drawn: the "CE on PP only" baseline
 
+``warmup`` (our addition, 0 = the paper's loss from the first step): the first ``warmup`` share
+of the run trains mu with the bootstrapping term on y itself (no flip: W = 1, y* = y) and leaves
+sigma untrained. Without it, on 21 VOC classes the plain loss outside the boxes makes mu predict
+background everywhere within the first steps, the uncertainty term then raises sigma on every box
+pixel (var in the thousands after 1,200 steps), Eq. 16 flips every box pixel to mu's argmax
+(background) and mu never learns a box class (12.1 mIoU, below CE on the PP images alone): the
+paper's own warning that a too-small tau "flips many foreground pixels to background, which
+disables further learning" (section 5), reached through a mu that has not learned yet.
+
 ``auto`` is ``bce`` for 2 classes and ``mc`` otherwise. ``region: box`` (default, section 4.1.2)
 puts the uncertainty only inside the boxes of BB images; ``all`` on every BB pixel (Table 1's
 first uncertainty row).
@@ -76,6 +85,7 @@ class LabelUncertainty(Method):
     labelled_seed: int = 0  # seed of the fraction / count draw (as the semi baseline's)
     pp_chance: float = 0.25  # chance that a batch element is a PP image (0 = plain shuffle)
     min_sigma: float = 1e-3  # floor of sigma (UncertaintyHead)
+    warmup: float = 0.0  # share of the run with y* = y and sigma untrained (ours; 0 = paper)
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
@@ -88,6 +98,9 @@ class LabelUncertainty(Method):
             )
         if self.samples < 1 or self.min_sigma <= 0 or self.temperature <= 0:
             raise ValueError("method.samples, min_sigma and temperature must be positive")
+        if not 0.0 <= self.warmup < 1.0 or (self.warmup and not self.bootstrap):
+            raise ValueError("method.warmup must be in [0, 1) and needs bootstrap: true")
+        self.progress = 0.0
         _ = self.mixed  # checks the PP choice now, not at the first batch
 
     @property
@@ -113,6 +126,13 @@ class LabelUncertainty(Method):
         model = build_segmenter_from_config(cfg.model, num_classes, extra_heads=heads)
         model.heads["sigma"].tau = self.tau  # for the report's flip maps
         return model
+
+    def set_progress(self, iteration: int, total: int) -> None:
+        self.progress = iteration / max(total, 1)
+
+    @property
+    def warming_up(self) -> bool:
+        return self.progress < self.warmup
 
     def losses(self, batch: dict, outputs: dict[str, Tensor]) -> dict[str, Tensor]:
         seg = outputs["seg"]
@@ -147,7 +167,10 @@ class LabelUncertainty(Method):
         if loss == "l2":
             per_pixel = U.mixed_regression_loss(mu, s, 2.0 * y - 1.0, uncertain)  # Eq. 3
             return {"plain": per_pixel[plain].sum(), "uncertainty": per_pixel[uncertain].sum()}
-        terms = {"plain": F.binary_cross_entropy_with_logits(mu, y, reduction="none")[plain].sum()}
+        bce = F.binary_cross_entropy_with_logits(mu, y, reduction="none")
+        terms = {"plain": bce[plain].sum()}
+        if self.warming_up:  # Eq. 10 with W = 1; sigma untrained
+            return terms | {"uncertainty": s.new_zeros(()), "bootstrap": bce[uncertain].sum()}
         if self.bootstrap:
             unc, boot = U.split_binary_terms(mu, s, y, self.tau, self.temperature)
             return terms | {"uncertainty": unc[uncertain].sum(), "bootstrap": boot[uncertain].sum()}
@@ -160,6 +183,9 @@ class LabelUncertainty(Method):
         plain = F.cross_entropy(seg, plain_target, ignore_index=IGNORE, reduction="sum")
         mu_u, s_u = pixels(seg, uncertain), pixels(sigma, uncertain)
         y_u = target[uncertain]
+        if self.warming_up:  # CE(mu, y* = y); sigma untrained
+            boot = F.cross_entropy(mu_u, y_u, reduction="sum")
+            return {"plain": plain, "uncertainty": s_u.new_zeros(()), "bootstrap": boot}
         if self.bootstrap:
             unc, boot, _ = U.split_multiclass_terms(mu_u, s_u, y_u, self.tau, self.samples)
             return {"plain": plain, "uncertainty": unc.sum(), "bootstrap": boot.sum()}
