@@ -109,7 +109,55 @@ def train_row(name: str, entry: tuple, args: argparse.Namespace) -> dict:
     row = train_seeds(name, CONFIGS[(task, variant)], overrides, Path(args.out),
                       spec(task, args.data, "dev_val"), args.seeds)  # fmt: skip
     scores = [s["iou"]["person"] if task == "person" else s["miou"] for s in row["seeds"].values()]
-    return row | {"task": task, "variant": variant, "pp": pp, "score": seed_stats(scores)}
+    row |= {"task": task, "variant": variant, "pp": pp, "score": seed_stats(scores)}
+    if variant in ("ours", "paper"):
+        train = spec(task, args.data, "dev_train")
+        row["flips"] = {seed: flip_statistics(Path(args.out) / name / f"seed{seed}", train)
+                        for seed in row["seeds"]}  # fmt: skip
+    return row
+
+
+def flip_statistics(run_dir: Path, train_spec: str, images: int = 40) -> dict:
+    """What the trained sigma flips, on the first ``images`` BB images of the training set: the
+    share of box pixels with max_c var_c > tau (Eq. 16's flips; W < 0.5 in Eq. 11), and the flip
+    precision: the share of those whose ground truth is not the box label (a right flip).
+    Saved in the run's eval folder (computed once)."""
+    out = run_dir / "eval" / "flips.json"
+    if out.exists():
+        return json.loads(out.read_text())
+    import numpy as np
+    import torch
+
+    from weakseg.data.boxes import box_label_map
+    from weakseg.data.specs import open_dataset
+    from weakseg.engine.loop import load_trained
+    from weakseg.methods import build_method
+    from weakseg.viz.maps import model_maps
+
+    model, cfg = load_trained(run_dir, "cpu")
+    method = build_method(cfg.train.method, cfg.method)
+    dataset = open_dataset(train_spec)
+    pp = method.mixed.choose(dataset.ids)
+    counts = {"box": 0, "flipped": 0, "wrong": 0, "flipped_wrong": 0}
+    with torch.no_grad():
+        for sample_id in [i for i in dataset.ids if i not in pp][:images]:
+            sample = dataset.load(sample_id)
+            y = box_label_map(sample.boxes, sample.box_labels, sample.height, sample.width)
+            box = (y > 0) & (y != 255) & (sample.mask != 255)
+            flipped = box & ((model_maps(model, sample.image)["sigma"] ** 2).max(0) > method.tau)
+            wrong = box & (sample.mask != y)
+            for key, where in (("box", box), ("flipped", flipped), ("wrong", wrong),
+                               ("flipped_wrong", flipped & wrong)):  # fmt: skip
+                counts[key] += int(np.count_nonzero(where))
+    stats = counts | {
+        "images": min(images, len(dataset.ids) - len(pp)),
+        "flipped_share": counts["flipped"] / max(counts["box"], 1),
+        "precision": counts["flipped_wrong"] / max(counts["flipped"], 1),
+        "wrong_share": counts["wrong"] / max(counts["box"], 1),
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(stats, indent=1))
+    return stats
 
 
 def _shared_full(task: str, variant: str, overrides: list[str], seeds: list[int]) -> dict | None:
@@ -129,12 +177,18 @@ def _shared_full(task: str, variant: str, overrides: list[str], seeds: list[int]
 
 def render(rows: dict[str, dict]) -> str:
     by_key = {(r["task"], r["variant"], r["pp"]): r for r in rows.values()}
+    wrong = _wrong_share(rows)
     lines = ["## Label uncertainty on voc-dev in the CPU protocol (dev_train -> dev_val)", "",
              "Boxes for every dev_train image, masks for a seeded share of them (PP); person = "
              "binary person vs background (score: person IoU), voc = 21 classes (score: mIoU). "
              "Score: mean ± sample sd over the seeds; ratios of the means.", "",
-             "| task | variant | PP | score | per seed | / full | / CE on PP | train min / run "
-             "| command (first seed) |", "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+             "Flipped: share of the box pixels of 40 BB dev_train images where the trained "
+             "model's max_c var_c > tau (the pixels Eq. 16 / Eq. 11 flip), and in brackets the "
+             "share of those whose ground truth is not the box label (flip precision; of all box "
+             f"pixels, {wrong} are not their box's label).", "",
+             "| task | variant | PP | score | per seed | / full | / CE on PP | flipped (precision) "
+             "| train min / run | command (first seed) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for key in sorted(by_key, key=_order):
         task, variant, pp = key
         r = by_key[key]
@@ -146,13 +200,32 @@ def render(rows: dict[str, dict]) -> str:
         share = "all" if pp is None else f"{round(100 * pp)}%"
         command = next(iter(r["seeds"].values()))["train_command"]
         lines.append(f"| {task} | {variant} | {share} | {mean_spread(r, 'score')} | {values} | "
-                     f"{ratio_full} | {ratio_pp} | {r['train_minutes']['mean']:.1f} | "
-                     f"`{command}` |")  # fmt: skip
+                     f"{ratio_full} | {ratio_pp} | {_flips(r)} | "
+                     f"{r['train_minutes']['mean']:.1f} | `{command}` |")  # fmt: skip
     lines += ["", f"Measured on {conditions(rows)}, with `python -m benchmarks.train_uncertainty`"
               "; each seed's eval command is in the row's JSON file."]  # fmt: skip
     lines += [f"Row {r['name']} is {r['source']} (the same config, overrides and seeds)."
               for r in rows.values() if r.get("source")]  # fmt: skip
     return "\n".join(lines)
+
+
+def _flips(row: dict) -> str:
+    """Mean flipped share and flip precision over the seeds, or "—"."""
+    if not row.get("flips"):
+        return "—"
+    flips = list(row["flips"].values())
+    share = sum(f["flipped_share"] for f in flips) / len(flips)
+    precision = sum(f["precision"] for f in flips) / len(flips)
+    return f"{100 * share:.1f}% ({100 * precision:.0f}%)"
+
+
+def _wrong_share(rows: dict[str, dict]) -> str:
+    """The share of box pixels whose ground truth is not the box label, per task."""
+    shares = {}
+    for r in rows.values():
+        for f in r.get("flips", {}).values():
+            shares.setdefault(r["task"], f["wrong_share"])
+    return ", ".join(f"{100 * v:.0f}% for {task}" for task, v in sorted(shares.items())) or "—"
 
 
 def _ratio(row: dict, reference: dict | None) -> str:
