@@ -7,8 +7,9 @@ per seed (benchmarks.common.train_seeds) and evaluated on dev_val.
 Tasks: "person" (binary person vs background, ``binary:person:...``; score = person IoU, the
 paper's Table 2 setting) and "voc" (21 classes; score = mIoU, Table 3). Variants per task and PP
 share: ``ours`` (binary: BCE with uncertainty + bootstrapping; 21 classes: MC cross-entropy +
-Eq. 16 flips; both after our warm-up, ``method.warmup``), ``paper`` (the same without the
-warm-up), ``l2`` (binary only: regression with uncertainty, Table 1), ``ce-pp`` (CE on the
+Eq. 16 flips; both after our warm-up, ``method.warmup``), variants of ours that were tried
+(``TRIED``, run with --variants NAME: ``paper`` = no warm-up, ``ours-tau10``,
+``ours-warmup50``), ``l2`` (binary only: regression with uncertainty, Table 1), ``ce-pp`` (CE on the
 PP images only), ``ce-boxes`` (CE on PP masks + BB boxes as masks), ``semi`` (PP masks + GrabCut
 labels for BB, drawn with the same PP chance); plus ``full`` (every mask).
 
@@ -37,22 +38,25 @@ SECTION = "train-uncertainty"
 # (task, variant) -> config; the PP share and the seed are overrides.
 CONFIGS = {
     ("person", "ours"): "configs/voc_uncertainty_person_cpu.yaml",
-    ("person", "paper"): "configs/voc_uncertainty_person_cpu.yaml",
     ("person", "l2"): "configs/voc_uncertainty_person_l2_cpu.yaml",
     ("person", "ce-pp"): "configs/voc_uncertainty_person_ce_pp_cpu.yaml",
     ("person", "ce-boxes"): "configs/voc_uncertainty_person_ce_boxes_cpu.yaml",
     ("person", "semi"): "configs/voc_uncertainty_person_semi_cpu.yaml",
     ("person", "full"): "configs/voc_uncertainty_person_full_cpu.yaml",
     ("voc", "ours"): "configs/voc_uncertainty_cpu.yaml",
-    ("voc", "paper"): "configs/voc_uncertainty_cpu.yaml",
     ("voc", "ce-pp"): "configs/voc_uncertainty_ce_pp_cpu.yaml",
     ("voc", "ce-boxes"): "configs/voc_uncertainty_ce_boxes_cpu.yaml",
     ("voc", "semi"): "configs/voc_uncertainty_semi_cpu.yaml",
     ("voc", "full"): "configs/voc_full_cpu.yaml",
 }
-VARIANTS = ("ours", "paper", "l2", "ce-pp", "ce-boxes", "semi")
-# "paper": ours without our warm-up (method.warmup=0), the paper's loss from the first step
-VARIANT_OVERRIDES = {"paper": ["method.warmup=0"]}
+VARIANTS = ("ours", "l2", "ce-pp", "ce-boxes", "semi")
+# Variants of "ours" that were tried (run by name): variant -> overrides of ours' config.
+# "paper": without our warm-up, the paper's loss from the first step.
+TRIED = {
+    "paper": ["method.warmup=0"],
+    "ours-tau10": ["method.tau=10"],
+    "ours-warmup50": ["method.warmup=0.5"],
+}
 # GrabCut label folder under --labels for the semi rows: "grabcut" (all 21 classes, as
 # benchmarks.train_baselines uses), "person-grabcut" (made here on first use).
 GRABCUT = {"voc": "grabcut", "person": "person-grabcut"}
@@ -72,9 +76,14 @@ def plan(args: argparse.Namespace) -> dict[str, tuple[str, str, float | None]]:
         rows[row_name(task, "full", None)] = (task, "full", None)
         for pp in args.pp:
             for variant in args.variants:
-                if (task, variant) in CONFIGS:
+                if config_of(task, variant):
                     rows[row_name(task, variant, pp)] = (task, variant, pp)
     return rows
+
+
+def config_of(task: str, variant: str) -> str | None:
+    """The config of a (task, variant) row (a tried variant uses ours'), None if there is none."""
+    return CONFIGS.get((task, "ours" if variant in TRIED else variant))
 
 
 def spec(task: str, data: str, split: str) -> str:
@@ -98,7 +107,7 @@ def train_row(name: str, entry: tuple, args: argparse.Namespace) -> dict:
     overrides = [*budget_overrides(args), f"data.train={spec(task, args.data, 'dev_train')}"]
     if pp is not None:
         overrides.append(f"method.labelled_fraction={pp}")
-    overrides += VARIANT_OVERRIDES.get(variant, [])
+    overrides += TRIED.get(variant, [])
     if variant == "semi":
         labels = person_grabcut(args) if task == "person" else Path(args.labels) / GRABCUT[task]
         overrides.append(f"data.labels={labels}")
@@ -106,11 +115,11 @@ def train_row(name: str, entry: tuple, args: argparse.Namespace) -> dict:
     shared = _shared_full(task, variant, overrides, args.seeds)
     if shared:
         return shared
-    row = train_seeds(name, CONFIGS[(task, variant)], overrides, Path(args.out),
+    row = train_seeds(name, config_of(task, variant), overrides, Path(args.out),
                       spec(task, args.data, "dev_val"), args.seeds)  # fmt: skip
     scores = [s["iou"]["person"] if task == "person" else s["miou"] for s in row["seeds"].values()]
     row |= {"task": task, "variant": variant, "pp": pp, "score": seed_stats(scores)}
-    if variant in ("ours", "paper"):
+    if variant == "ours" or variant in TRIED:
         train = spec(task, args.data, "dev_train")
         row["flips"] = {seed: flip_statistics(Path(args.out) / name / f"seed{seed}", train)
                         for seed in row["seeds"]}  # fmt: skip
@@ -236,7 +245,8 @@ def _ratio(row: dict, reference: dict | None) -> str:
 
 def _order(key: tuple) -> tuple:
     task, variant, pp = key
-    rank = VARIANTS.index(variant) if variant in VARIANTS else -1
+    order = ["ours", *TRIED, *VARIANTS[1:]]
+    rank = order.index(variant) if variant in order else -1
     return (task, -(pp or 1.0), rank)
 
 
@@ -250,7 +260,8 @@ def main() -> int:
     parser.add_argument("--tasks", nargs="+", default=["person", "voc"], choices=["person", "voc"])
     parser.add_argument("--pp", nargs="+", type=float, default=[0.2, 0.1, 0.05],
                         help="shares of dev_train that keep their masks")  # fmt: skip
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS),
+                        choices=[*VARIANTS, *TRIED])  # fmt: skip
     parser.add_argument("--extra", nargs="*", default=[], help="overrides for every row")
     add_budget_arguments(parser)  # --seeds, --iterations, --threads, --cache-dir
     parser.add_argument("--only", nargs="*", help="rows to (re)run, by name")
