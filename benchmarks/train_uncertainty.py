@@ -216,11 +216,38 @@ def render(rows: dict[str, dict]) -> str:
         lines.append(f"| {task} | {variant} | {share} | {mean_spread(r, 'score')} | {values} | "
                      f"{ratio_full} | {ratio_pp} | {_flips(r)} | "
                      f"{r['train_minutes']['mean']:.1f} | `{command}` |")  # fmt: skip
+    lines += [
+        "",
+        "Variants of ours (`--variants NAME`; a row exists only if run): "
+        + "; ".join(
+            f"`{name}` = ours with {' '.join(overrides)}" for name, overrides in TRIED.items()
+        )
+        + ".",
+    ]
+    lines += _verdicts(by_key)
     lines += ["", f"Measured on {conditions(rows)}, with `python -m benchmarks.train_uncertainty`"
               "; each seed's eval command is in the row's JSON file."]  # fmt: skip
     lines += [f"Row {r['name']} is {r['source']} (the same config, overrides and seeds)."
               for r in rows.values() if r.get("source")]  # fmt: skip
     return "\n".join(lines)
+
+
+def _verdicts(by_key: dict) -> list[str]:
+    """Each ours row with 2+ seeds against CE on PP + boxes at the same task and PP share: a
+    difference of the means smaller than the larger of the two spreads is no difference."""
+    out = []
+    for (task, variant, pp), row in sorted(by_key.items(), key=lambda kv: _order(kv[0])):
+        reference = by_key.get((task, "ce-boxes", pp))
+        if (variant != "ours" and variant not in TRIED) or not reference:
+            continue
+        if len(row["seeds"]) < 2 or len(reference["seeds"]) < 2:
+            continue
+        a, b = row["score"], reference["score"]
+        diff, spread = 100 * (a["mean"] - b["mean"]), 100 * max(a["std"], b["std"])
+        verdict = "no difference" if abs(diff) < spread else ("better" if diff > 0 else "worse")
+        out.append(f"- {task}, {round(100 * pp)}% PP: {variant} vs ce-boxes {diff:+.1f} "
+                   f"(larger spread {spread:.1f}): {verdict}.")  # fmt: skip
+    return [""] + out if out else []
 
 
 def _flips(row: dict) -> str:
