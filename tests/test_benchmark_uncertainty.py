@@ -4,7 +4,7 @@ ratios to full and to CE on the PP images only), without training anything."""
 import argparse
 
 from benchmarks.common import seed_stats
-from benchmarks.train_uncertainty import CONFIGS, plan, render
+from benchmarks.train_uncertainty import CONFIGS, config_of, plan, render
 
 from tests.methods.base import REPO
 
@@ -18,6 +18,10 @@ def test_plan_names_every_row_once_and_every_config_exists():
     assert "voc-l2-pp10" not in rows  # the regression loss is binary only
     assert len(rows) == (1 + 2 * 3) + (1 + 2 * 2)
     assert all((REPO / config).exists() for config in CONFIGS.values())
+    # a tried variant of ours runs ours' config under its own row name
+    tried = plan(argparse.Namespace(tasks=["voc"], pp=[0.1], variants=["paper"]))
+    assert tried["voc-paper-pp10"] == ("voc", "paper", 0.1)
+    assert config_of("voc", "paper") == CONFIGS[("voc", "ours")]
 
 
 def row(variant, pp, scores):
@@ -30,9 +34,22 @@ def row(variant, pp, scores):
 
 def test_render_means_and_ratios():
     rows = {"a": row("full", None, [0.8, 0.6]), "c": row("ce-pp", 0.1, [0.4]),
-            "d": row("ours", 0.1, [0.56, 0.6])}  # fmt: skip
+            "d": row("ours", 0.1, [0.56, 0.6]), "e": row("ce-boxes", 0.1, [0.5, 0.54]),
+            "f": row("paper", 0.1, [0.1, 0.2])}  # fmt: skip
+    rows["d"]["flips"] = {
+        "0": {"flipped_share": 0.2, "precision": 0.8, "wrong_share": 0.4},
+        "1": {"flipped_share": 0.1, "precision": 0.6, "wrong_share": 0.4},
+    }
     table = render(rows)
-    # ours: mean 58.0, sd of (56, 60) = 2.8; / full (mean 70) = 0.83; / CE on PP (40) = 1.45
-    assert "| person | ours | 10% | 58.0 ± 2.8 | 56.0 / 60.0 | 0.83 | 1.45 | 2.0 |" in table
+    # ours: mean 58.0, sd of (56, 60) = 2.8; / full (mean 70) = 0.83; / CE on PP (40) = 1.45;
+    # flipped: mean of 20% and 10%, precision mean of 80% and 60%
+    assert (
+        "| person | ours | 10% | 58.0 ± 2.8 | 56.0 / 60.0 | 0.83 | 1.45 | 15.0% (70%) | 2.0 |"
+        in table
+    )
+    assert "of all box pixels, 40% for person are not their box's label" in table
+    # ours 58.0 vs ce-boxes 52.0: +6.0 > larger spread 2.8; paper 15.0: -37.0 (spread 7.1)
+    assert "person, 10% PP: ours vs ce-boxes +6.0 (larger spread 2.8): better." in table
+    assert "person, 10% PP: paper vs ce-boxes -37.0 (larger spread 7.1): worse." in table
     assert "| person | full | all | 70.0 ± 14.1 | 80.0 / 60.0 | 1.00 | — |" in table
     assert table.index("| full |") < table.index("| ours |") < table.index("| ce-pp |")

@@ -31,7 +31,9 @@ background everywhere within the first steps, the uncertainty term then raises s
 pixel (var in the thousands after 1,200 steps), Eq. 16 flips every box pixel to mu's argmax
 (background) and mu never learns a box class (12.1 mIoU, below CE on the PP images alone): the
 paper's own warning that a too-small tau "flips many foreground pixels to background, which
-disables further learning" (section 5), reached through a mu that has not learned yet.
+disables further learning" (section 5), reached through a mu that has not learned yet. The
+warm-up alone is not enough (36.0 mIoU; person IoU 4.2): the ``ours`` configs also raise ``tau``
+to 10 (README, "Label uncertainty").
 
 ``auto`` is ``bce`` for 2 classes and ``mc`` otherwise. ``region: box`` (default, section 4.1.2)
 puts the uncertainty only inside the boxes of BB images; ``all`` on every BB pixel (Table 1's
