@@ -20,6 +20,7 @@ image and is not counted.
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -43,7 +44,7 @@ def repeat_factors(image_classes: Sequence[Sequence[int]], threshold: float) -> 
     return np.array([max([per_class[c] for c in set(cls)], default=1.0) for cls in image_classes])
 
 
-class SeededDraws(torch.utils.data.Sampler[int]):
+class SeededDraws(torch.utils.data.Sampler[int], ABC):
     """A sampler whose epoch is ``draws()``: ``num_samples x world_size`` indices made from
     (seed, epoch) alone; rank r takes draws r, r + n, ...; ``start`` skips that many of this
     rank's draws (a resumed run continues mid-epoch). Same interface as
@@ -60,9 +61,9 @@ class SeededDraws(torch.utils.data.Sampler[int]):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    @abstractmethod
     def draws(self) -> np.ndarray:
         """All ranks' draws of this epoch."""
-        raise NotImplementedError
 
     def __iter__(self) -> Iterator[int]:
         mine = self.draws()[self.rank :: self.world_size][self.start :]
