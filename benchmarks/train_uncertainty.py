@@ -229,20 +229,22 @@ def render(rows: dict[str, dict]) -> str:
 
 
 def _verdicts(by_key: dict) -> list[str]:
-    """Each ours row with 2+ seeds against CE on PP + boxes at the same task and PP share: a
-    difference of the means smaller than the larger of the two spreads is no difference."""
+    """Each ours row with 2+ seeds against the baselines that use the BB images (CE on PP +
+    boxes, semi with GrabCut) at the same task and PP share: a difference of the means smaller
+    than the larger of the two spreads is no difference."""
     out = []
     for (task, variant, pp), row in sorted(by_key.items(), key=lambda kv: _order(kv[0])):
-        reference = by_key.get((task, "ce-boxes", pp))
-        if (variant != "ours" and variant not in TRIED) or not reference:
+        if variant != "ours" and variant not in TRIED:
             continue
-        if len(row["seeds"]) < 2 or len(reference["seeds"]) < 2:
-            continue
-        a, b = row["score"], reference["score"]
-        diff, spread = 100 * (a["mean"] - b["mean"]), 100 * max(a["std"], b["std"])
-        verdict = "no difference" if abs(diff) < spread else ("better" if diff > 0 else "worse")
-        out.append(f"- {task}, {round(100 * pp)}% PP: {variant} vs ce-boxes {diff:+.1f} "
-                   f"(larger spread {spread:.1f}): {verdict}.")  # fmt: skip
+        for baseline in ("ce-boxes", "semi"):
+            reference = by_key.get((task, baseline, pp))
+            if not reference or len(row["seeds"]) < 2 or len(reference["seeds"]) < 2:
+                continue
+            a, b = row["score"], reference["score"]
+            diff, spread = 100 * (a["mean"] - b["mean"]), 100 * max(a["std"], b["std"])
+            verdict = "no difference" if abs(diff) < spread else ("better" if diff > 0 else "worse")
+            out.append(f"- {task}, {round(100 * pp)}% PP: {variant} vs {baseline} {diff:+.1f} "
+                       f"(larger spread {spread:.1f}): {verdict}.")  # fmt: skip
     return [""] + out if out else []
 
 
