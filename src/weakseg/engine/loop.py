@@ -68,6 +68,7 @@ from weakseg.engine.distributed import (
     wrap_ddp,
 )
 from weakseg.engine.inference import evaluate_model
+from weakseg.engine.memory import keep_freed_memory
 from weakseg.methods import Method, build_method
 from weakseg.progress import progress_bar
 from weakseg.pseudo.store import write_json_atomic
@@ -223,6 +224,8 @@ def build_run(
         raise ValueError("train.precision=fp16 needs CUDA; use bf16 (or fp32) on CPU")
     if tc.threads:  # on a shared CPU, threads waiting for a busy core cost more than they give
         torch.set_num_threads(tc.threads)
+    if tc.keep_freed_memory:
+        keep_freed_memory()
     seed_everything(tc.seed)
     model = method.build_model(cfg, cfg.model.num_classes).to(env.device)
     if tc.channels_last:
