@@ -54,6 +54,7 @@ from weakseg.data.boxes import class_box_masks
 from weakseg.data.dataset import DataError, Dataset
 from weakseg.data.sample import IGNORE
 from weakseg.data.specs import open_dataset
+from weakseg.engine.memory import keep_freed_memory
 from weakseg.models.lpg import (
     build_generator_net,
     load_generator,
@@ -98,6 +99,7 @@ class LpgSettings:
     poly_power: float = 0.9
     seed: int = 0
     threads: int = 1  # torch CPU threads while training the generator (0 = torch's default)
+    keep_freed_memory: bool = True  # glibc: reuse freed memory (weakseg.engine.memory)
     device: str = "auto"
     checkpoint_every: int = 100
     log_every: int = 20
@@ -276,6 +278,8 @@ def train_generator(s: LpgSettings, dataset: Dataset, pairs: list, out: Path, st
     device = resolve_device(s.device)
     if s.threads:
         torch.set_num_threads(s.threads)
+    if s.keep_freed_memory:
+        keep_freed_memory()
     torch.manual_seed(s.seed + stage)
     info = generator_info(s, 2 if probs_dir else 1, stage)
     net = build_generator_net(s.arch, info["guide_channels"], **info["arch_params"]).to(device)
