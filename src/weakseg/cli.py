@@ -207,10 +207,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from weakseg.engine.evaluate import format_table
     from weakseg.engine.inference import evaluate_model
     from weakseg.engine.loop import load_trained
+    from weakseg.engine.memory import keep_freed_memory
     from weakseg.pseudo.store import write_json_atomic
     from weakseg.viz.plots import plot_confusion
 
     model, cfg = load_trained(args.run_dir, args.device)
+    if cfg.train.keep_freed_memory:
+        keep_freed_memory()
     dataset = open_dataset(_dataset_spec(args, cfg))
     check_classes(cfg, dataset)
     out = writable_dir(Path(args.run_dir) / "eval", "eval folder of the run")
