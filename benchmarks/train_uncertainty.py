@@ -223,7 +223,7 @@ def render(rows: dict[str, dict]) -> str:
     lines += _verdicts(by_key)
     lines += ["", f"Measured on {conditions(rows)}, with `python -m benchmarks.train_uncertainty`"
               "; each seed's eval command is in the row's JSON file. Train minutes depend on the "
-              "machine of the row's date and its load (the 2026-12-03 machine ran 1.7x slower "
+              "machine of the row's date and its load (the 2026-12-03 machine ran 1.5x slower "
               "until train.keep_freed_memory, see \"C allocator\"): compare scores across "
               "dates, not minutes."]  # fmt: skip
     lines += [f"Row {r['name']} is {r['source']} (the same config and protocol)."

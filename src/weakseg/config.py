@@ -99,7 +99,7 @@ class TrainConfig:
     device: str = "auto"  # "auto" (cuda if available), "cpu", "cuda", "cuda:N"
     threads: int = 0  # torch CPU threads per process (0 = torch's default, all cores)
     keep_freed_memory: bool = True  # glibc: reuse freed memory, no page faults per step
-    # (weakseg.engine.memory; ~1.4x images/s on the 2-core CPU, benchmarks.allocator)
+    # (weakseg.engine.memory; 1.5x images/s on the 2-core CPU, benchmarks.allocator)
     log_every: int = 10  # iterations between metrics.jsonl / TensorBoard lines
     checkpoint_every: int = 100  # iterations between checkpoints (also at every epoch end)
     snapshot_every: int = 0  # also keep the weights every N iterations (snapshots/; 0 = never)

@@ -5,7 +5,7 @@ malloc serves blocks above its mmap threshold with fresh ``mmap`` calls and give
 the top of the heap back to the kernel, so each step faults the same amount of memory in again,
 one zeroed 4 KiB page at a time (where transparent huge pages are ``madvise`` only). On the 2-core
 machine a CPU-protocol run spent a third of its CPU time in the kernel that way, and keeping the
-memory trained 1.7x as many images a second (benchmarks.allocator; RESULTS.md "C allocator").
+memory trained 1.5x as many images a second (benchmarks.allocator; RESULTS.md "C allocator").
 """
 
 from __future__ import annotations
