@@ -1,8 +1,10 @@
 """keep_freed_memory: freed blocks stay in the process, so the tensors a training step allocates
 and frees are not faulted in again at the next step (minor page faults counted by getrusage over
-five steps of a small convolutional net, in a fresh interpreter each)."""
+each of ten steps of a small convolutional net after three warm-up steps, in a fresh interpreter
+each). The median step is compared: the heap may still grow at one or two steps after warm-up.)"""
 
 import platform
+import statistics
 import subprocess
 import sys
 
@@ -20,11 +22,12 @@ conv = torch.nn.Conv2d(64, 64, 3, padding=1)
 net = torch.nn.Sequential(conv, torch.nn.ReLU(), torch.nn.Conv2d(64, 64, 3, padding=1))
 def step():
     net(torch.randn(4, 64, 64, 64)).square().mean().backward()
-step()
-before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(5):
+for _ in range(3):
     step()
-print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+for _ in range(10):
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    step()
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 """
 
 glibc = pytest.mark.skipif(
@@ -32,18 +35,18 @@ glibc = pytest.mark.skipif(
 )
 
 
-def faults(mode: str) -> int:
+def median_step_faults(mode: str) -> float:
     out = subprocess.run([sys.executable, "-c", PROBE, mode], capture_output=True, text=True,
                          check=True).stdout  # fmt: skip
-    return int(out.split()[-1])
+    return statistics.median(int(line) for line in out.split())
 
 
 @glibc
 def test_kept_memory_is_not_faulted_in_again():
-    system, kept = faults("system"), faults("kept")
+    system, kept = median_step_faults("system"), median_step_faults("kept")
     # system: the 4 MiB activations and gradients are mmapped and unmapped at every step
-    # (measured ~17,000 faults against ~2,000 kept)
-    assert system > 5 * 1024
+    # (measured: a median step faults ~3,000 pages in against 0 kept)
+    assert system > 1000
     assert kept < system / 4
 
 
