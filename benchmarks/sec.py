@@ -74,17 +74,80 @@ def cue_statistics(spec: str, labels: str | Path) -> dict:
     for sample_id in done:
         counts = cue_counts(store.read(sample_id), store.read(sample_id, "cues"),
                             dataset.load(sample_id).mask)  # fmt: skip
-        for key, value in counts.items():
-            totals[key] = totals.get(key, 0) + value
+        add_counts(totals, counts)
+    return summarise_counts(totals, len(done))
+
+
+def add_counts(totals: dict[str, int], counts: dict[str, int]) -> None:
+    for key, value in counts.items():
+        totals[key] = totals.get(key, 0) + value
+
+
+def summarise_counts(totals: dict[str, int], images: int) -> dict:
     cells = max(totals.get("cells", 0), 1)
     return {
-        "images": len(done), "counts": totals,
+        "images": images, "counts": totals,
         "cue_share": (totals.get("bg_cells", 0) + totals.get("fg_cells", 0)) / cells,
         "bg_share": totals.get("bg_cells", 0) / cells,
         "fg_share": totals.get("fg_cells", 0) / cells,
         "fg_precision": totals.get("fg_right", 0) / max(totals.get("fg_scored", 0), 1),
         "bg_precision": totals.get("bg_right", 0) / max(totals.get("bg_scored", 0), 1),
     }  # fmt: skip
+
+
+def threshold_sweep(args: argparse.Namespace) -> dict:
+    """The cue statistics of the trained classifier (the `cues` row's) on the cue shard for each
+    foreground threshold of ``--fg-thresholds`` (CAMs and saliency computed once per image)."""
+    import cv2
+
+    from weakseg.data.specs import open_dataset
+    from weakseg.pseudo.runner import parse_shard
+    from weakseg.pseudo.sec import SecCueGenerator, cue_counts
+
+    run_dir = Path(args.out) / "classifier"
+    spec = args.train_spec or f"voc:{args.data}:dev_train"
+    options = parse_options(args.cue_option)
+    generator = SecCueGenerator(run_dir=str(run_dir), size=_config_value(run_dir, "crop_size"),
+                                **options)  # fmt: skip
+    dataset = open_dataset(spec)
+    index, count = parse_shard(args.cue_shard)
+    ids = sorted(dataset.ids)[index::count]
+    totals: dict[float, dict[str, int]] = {t: {} for t in args.fg_thresholds}
+    start = time.perf_counter()
+    for sample_id in ids:
+        sample = dataset.load(sample_id)
+        cam, saliency = generator.cam_and_saliency(sample.image)
+        for threshold in args.fg_thresholds:
+            grid = generator.cues_from(cam, saliency, sample.image_labels, threshold)
+            full = cv2.resize(grid, (sample.width, sample.height),
+                              interpolation=cv2.INTER_NEAREST)  # fmt: skip
+            add_counts(totals[threshold], cue_counts(full, grid, sample.mask))
+    command = ["python", "-m", "benchmarks.sec", "--only", "cue-thresholds", "--cue-shard",
+               args.cue_shard, "--fg-thresholds", *map(str, args.fg_thresholds)]  # fmt: skip
+    for option in args.cue_option:
+        command += ["--cue-option", option]
+    return {
+        "name": "cue-thresholds", "dataset": spec, "shard": args.cue_shard,
+        "options": options, "minutes": (time.perf_counter() - start) / 60,
+        "thresholds": {str(t): summarise_counts(totals[t], len(ids)) for t in args.fg_thresholds},
+        "command": " ".join(command),
+    }  # fmt: skip
+
+
+def parse_options(pairs: list[str]) -> dict:
+    """KEY=VALUE generator options (numbers as numbers)."""
+    options: dict = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"--cue-option must look like KEY=VALUE, got {pair!r}")
+        for kind in (int, float, str):
+            try:
+                options[key] = kind(value)
+                break
+            except ValueError:
+                continue
+    return options
 
 
 def cues_row(args: argparse.Namespace, overrides: list[str] | None = None) -> dict:
@@ -99,7 +162,7 @@ def cues_row(args: argparse.Namespace, overrides: list[str] | None = None) -> di
     size = _config_value(run_dir, "crop_size")
     labels_cmd = ["labels", "--dataset", spec, "--generator", "sec-cues", "--out", str(labels),
                   "--workers", str(args.workers), "--no-progress", "--shard", args.cue_shard,
-                  f"run_dir={run_dir}", f"size={size}"]  # fmt: skip
+                  f"run_dir={run_dir}", f"size={size}", *args.cue_option]  # fmt: skip
     start = time.perf_counter()
     weakseg_or_exit(labels_cmd)
     seconds = time.perf_counter() - start
@@ -152,6 +215,18 @@ def render(rows: dict[str, dict]) -> str:
             f"{cues['classifier_minutes']:.1f} min (+ its feature cache), cues "
             f"{cues['labels_minutes']:.1f} min. `{cues['train_command']}`; "
             f"`{cues['labels_command']}`.", ""]  # fmt: skip
+    sweep = rows.get("cue-thresholds")
+    if sweep:
+        lines += [f"Foreground threshold (CAM > t x max) on the same classifier, "
+                  f"{next(iter(sweep['thresholds'].values()))['images']} images (shard "
+                  f"{sweep['shard']}), `{sweep['command']}`:", "",
+                  "| t | cells with a cue | background | foreground | fg precision | "
+                  "bg precision |", "|---|---|---|---|---|---|"]  # fmt: skip
+        keys = ("cue_share", "bg_share", "fg_share", "fg_precision", "bg_precision")
+        for t, stats in sweep["thresholds"].items():
+            shares = " | ".join(f"{100 * stats[k]:.1f}%" for k in keys)
+            lines.append(f"| {t} | {shares} |")
+        lines.append("")
     lines += ["| row | loss | mIoU | + CRF | per seed | / full | train min / run | command |",
               "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for name, (_, what) in RUNS.items():
@@ -190,6 +265,10 @@ def main() -> int:
     parser.add_argument("--train-spec", default="", help="cue dataset (default dev_train)")
     parser.add_argument("--cue-shard", default="0/1", help="I/N: cue statistics on a shard")
     parser.add_argument("--workers", type=int, default=1, help="cue-generation processes")
+    parser.add_argument("--cue-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="a sec-cues generator option, e.g. fg_threshold=0.4")  # fmt: skip
+    parser.add_argument("--fg-thresholds", nargs="+", type=float,
+                        default=[0.2, 0.3, 0.4, 0.5, 0.6], help="cue-thresholds row")  # fmt: skip
     add_budget_arguments(parser)
     parser.add_argument("--only", nargs="*", help="rows to (re)run")
     parser.add_argument("--render", action="store_true", help="only rewrite RESULTS.md")
@@ -200,9 +279,11 @@ def main() -> int:
         return 0
 
     def make_row(name: str) -> dict:
-        return cues_row(args) if name == "cues" else sec_row(name, args)
+        if name == "cues":
+            return cues_row(args)
+        return threshold_sweep(args) if name == "cue-thresholds" else sec_row(name, args)
 
-    run_rows(["cues", *RUNS], ROWS, make_row,
+    run_rows(["cues", "cue-thresholds", *RUNS], ROWS, make_row,
              lambda: replace_section(HERE / "RESULTS.md", "sec-cpu", render(load_rows(ROWS))),
              args.only, args.render)  # fmt: skip
     return 0

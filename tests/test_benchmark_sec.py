@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 import numpy as np
 from benchmarks import sec
 
@@ -38,3 +40,33 @@ def test_render_reports_the_ratio_to_full():
            "miou_crf": {"mean": 0.32, "std": 0.0}, "train_minutes": {"mean": 9.0}}  # fmt: skip
     text = sec.render({"sec": row})
     assert "| sec | seed + expand (GWRP) + constrain | 30.0 (one seed) | 32.0 (one seed)" in text
+
+
+def test_threshold_sweep_scores_each_threshold_on_the_same_maps(tmp_path, monkeypatch):
+    # one CAM for class 1 over a 2 x 2 grid: 2, 4 / 3, 10 (max 10); the least salient quarter
+    # (bottom left, no median filter) is background and wins its conflict (the smaller area).
+    # t = 0.15 marks the 3 other cells foreground (top left wrongly), t = 0.3 the right 2.
+    cam = np.array([[[2.0, 4.0], [3.0, 10.0]]])
+    saliency = np.array([[5.0, 6.0], [0.0, 7.0]])
+    monkeypatch.setattr("weakseg.data.specs.open_dataset", lambda spec: TwoImages())
+    monkeypatch.setattr(sec, "_config_value", lambda run_dir, key: 64)
+    monkeypatch.setattr("weakseg.pseudo.sec.SecCueGenerator.cam_and_saliency",
+                        lambda self, image: (cam, saliency))  # fmt: skip
+    args = argparse.Namespace(out=str(tmp_path), train_spec="fake", data="",
+                              cue_option=["bg_share=0.25", "median=1"],
+                              cue_shard="0/1", fg_thresholds=[0.15, 0.3])  # fmt: skip
+    row = sec.threshold_sweep(args)
+    low, high = row["thresholds"]["0.15"], row["thresholds"]["0.3"]
+    assert low["images"] == high["images"] == 2
+    assert low["fg_share"] == 6 / 8 and high["fg_share"] == 4 / 8 and low["bg_share"] == 2 / 8
+    # the mask's right half is class 1, the left half background
+    assert high["fg_precision"] == 1.0 and low["fg_precision"] == 2 / 3
+    assert low["bg_precision"] == 1.0
+    assert "| 0.3 | 75.0% | 25.0% | 50.0% | 100.0% | 100.0% |" in sec.render(
+        {"cue-thresholds": row}
+    )
+
+
+def test_cue_options_keep_their_types():
+    assert sec.parse_options(["fg_threshold=0.4", "median=5", "device=cpu"]) == {
+        "fg_threshold": 0.4, "median": 5, "device": "cpu"}  # fmt: skip

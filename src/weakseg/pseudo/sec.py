@@ -143,8 +143,20 @@ class SecCueGenerator(NetworkGenerator):
     def cue_grid(self, sample: Sample) -> np.ndarray:
         """h x w uint8 cue map of one sample at the output grid (255 = no cue)."""
         cam, saliency = self.cam_and_saliency(sample.image)
+        return self.cues_from(cam, saliency, sample.image_labels)
+
+    def cues_from(
+        self,
+        cam: np.ndarray,
+        saliency: np.ndarray,
+        classes: np.ndarray,
+        fg_threshold: float | None = None,
+    ) -> np.ndarray:
+        """The cue map of ``cam_and_saliency``'s output for the tagged ``classes``
+        (``fg_threshold``: another foreground threshold than the generator's)."""
+        threshold = self.fg_threshold if fg_threshold is None else fg_threshold
         masks = {0: background_cue(median_filter(saliency, self.median), self.bg_share)}
-        masks |= foreground_cues(cam, sample.image_labels, self.fg_threshold)
+        masks |= foreground_cues(cam, classes, threshold)
         return combine_cues(masks)
 
     def generate_maps(self, sample: Sample) -> dict[str, np.ndarray]:
