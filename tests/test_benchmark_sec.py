@@ -8,6 +8,8 @@ import numpy as np
 from benchmarks import sec
 
 from weakseg.data.sample import Sample
+from weakseg.pseudo import runner  # noqa: F401  (bound before a test patches open_dataset)
+from weakseg.pseudo.base import TrainedModel
 from weakseg.pseudo.store import LabelStore
 
 
@@ -50,6 +52,8 @@ def test_threshold_sweep_scores_each_threshold_on_the_same_maps(tmp_path, monkey
     saliency = np.array([[5.0, 6.0], [0.0, 7.0]])
     monkeypatch.setattr("weakseg.data.specs.open_dataset", lambda spec: TwoImages())
     monkeypatch.setattr(sec, "_config_value", lambda run_dir, key: 64)
+    classifier = TrainedModel(None, "sec-classifier", "classifier")
+    monkeypatch.setattr("weakseg.cli.trained_for_generator", lambda name, params: classifier)
     monkeypatch.setattr("weakseg.pseudo.sec.SecCueGenerator.cam_and_saliency",
                         lambda self, image: (cam, saliency))  # fmt: skip
     args = argparse.Namespace(out=str(tmp_path), train_spec="fake", data="",
@@ -70,3 +74,9 @@ def test_threshold_sweep_scores_each_threshold_on_the_same_maps(tmp_path, monkey
 def test_cue_options_keep_their_types():
     assert sec.parse_options(["fg_threshold=0.4", "median=5", "device=cpu"]) == {
         "fg_threshold": 0.4, "median": 5, "device": "cpu"}  # fmt: skip
+
+
+def test_smoke_runs_the_chain_from_tags_to_a_sec_model(tmp_path):
+    row = sec.smoke(tmp_path)
+    assert row["images"] == 8 and 0.0 < row["cue_share"] <= 1.0
+    assert (tmp_path / "sec" / "train_summary.json").exists()
