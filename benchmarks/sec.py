@@ -95,6 +95,7 @@ def summarise_counts(totals: dict[str, int], images: int) -> dict:
         "fg_share": totals.get("fg_cells", 0) / cells,
         "fg_precision": totals.get("fg_right", 0) / max(totals.get("fg_scored", 0), 1),
         "bg_precision": totals.get("bg_right", 0) / max(totals.get("bg_scored", 0), 1),
+        "fg_on_bg": totals.get("fg_on_bg", 0) / max(totals.get("fg_scored", 0), 1),
     }  # fmt: skip
 
 
@@ -216,7 +217,9 @@ def render(rows: dict[str, dict]) -> str:
             f"cells carry a cue ({100 * cues['bg_share']:.1f}% background, "
             f"{100 * cues['fg_share']:.1f}% foreground; paper 24.0 = 9.8 + 14.2); pixel "
             f"precision against the masks: foreground {100 * cues['fg_precision']:.1f}%, "
-            f"background {100 * cues['bg_precision']:.1f}%. Classifier "
+            f"background {100 * cues['bg_precision']:.1f}%; "
+            f"{100 * cues.get('fg_on_bg', 0):.1f}% of the foreground cue pixels lie on "
+            f"background. Classifier "
             f"{cues['classifier_minutes']:.1f} min (+ its feature cache), cues "
             f"{cues['labels_minutes']:.1f} min. `{cues['train_command']}`; "
             f"`{cues['labels_command']}`.", ""]  # fmt: skip
@@ -226,8 +229,8 @@ def render(rows: dict[str, dict]) -> str:
                   f"{next(iter(sweep['thresholds'].values()))['images']} images (shard "
                   f"{sweep['shard']}), `{sweep['command']}`:", "",
                   "| t | cells with a cue | background | foreground | fg precision | "
-                  "bg precision |", "|---|---|---|---|---|---|"]  # fmt: skip
-        keys = ("cue_share", "bg_share", "fg_share", "fg_precision", "bg_precision")
+                  "bg precision | fg on background |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+        keys = ("cue_share", "bg_share", "fg_share", "fg_precision", "bg_precision", "fg_on_bg")
         for t, stats in sweep["thresholds"].items():
             shares = " | ".join(f"{100 * stats[k]:.1f}%" for k in keys)
             lines.append(f"| {t} | {shares} |")

@@ -66,7 +66,8 @@ def test_threshold_sweep_scores_each_threshold_on_the_same_maps(tmp_path, monkey
     # the mask's right half is class 1, the left half background
     assert high["fg_precision"] == 1.0 and low["fg_precision"] == 2 / 3
     assert low["bg_precision"] == 1.0
-    assert "| 0.3 | 75.0% | 25.0% | 50.0% | 100.0% | 100.0% |" in sec.render(
+    assert low["fg_on_bg"] == 1 / 3 and high["fg_on_bg"] == 0.0
+    assert "| 0.3 | 75.0% | 25.0% | 50.0% | 100.0% | 100.0% | 0.0% |" in sec.render(
         {"cue-thresholds": row}
     )
 

@@ -64,11 +64,11 @@ def test_cue_counts_share_and_precision():
     grid = np.array([[0, 1], [255, 255]], np.uint8)
     cues = np.kron(grid, np.ones((2, 2), np.uint8))  # 4 x 4, each cell a 2 x 2 block
     mask = np.zeros((4, 4), np.uint8)
-    mask[:2, 2:] = [[1, 1], [0, 255]]  # fg cue: 2 right, 1 wrong, 1 not scored
+    mask[:2, 2:] = [[1, 1], [0, 255]]  # fg cue: 2 right, 1 wrong (on background), 1 not scored
     mask[:2, :2] = [[0, 0], [0, 1]]  # bg cue: 3 right, 1 wrong
     counts = cue_counts(cues, grid, mask)
     assert counts == {"cells": 4, "bg_cells": 1, "fg_cells": 1, "bg_scored": 4, "bg_right": 3,
-                      "fg_scored": 3, "fg_right": 2}  # fmt: skip
+                      "fg_scored": 3, "fg_right": 2, "fg_on_bg": 1}  # fmt: skip
 
 
 def test_generator_needs_a_run_and_sane_parameters():

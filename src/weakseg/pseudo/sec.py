@@ -82,14 +82,16 @@ def combine_cues(masks: dict[int, np.ndarray]) -> np.ndarray:
 def cue_counts(cues: np.ndarray, grid: np.ndarray, mask: np.ndarray | None) -> dict[str, int]:
     """Counts for the cue statistics of one image: cells of the grid map with a cue (background
     / foreground), and, against the ground truth ``mask`` (image size, 255 not scored), the
-    pixels of the image-size cue map whose cue is right."""
+    pixels of the image-size cue map whose cue is right and the foreground cue pixels that lie
+    on ground-truth background."""
     counts = {"cells": int(grid.size), "bg_cells": int((grid == 0).sum()),
               "fg_cells": int(((grid != 0) & (grid != IGNORE)).sum())}  # fmt: skip
     if mask is not None:
-        scored = mask != IGNORE
-        for name, region in (("bg", cues == 0), ("fg", (cues != 0) & (cues != IGNORE))):
+        scored, foreground = mask != IGNORE, (cues != 0) & (cues != IGNORE)
+        for name, region in (("bg", cues == 0), ("fg", foreground)):
             counts[f"{name}_scored"] = int((region & scored).sum())
             counts[f"{name}_right"] = int((region & scored & (cues == mask)).sum())
+        counts["fg_on_bg"] = int((foreground & (mask == 0)).sum())
     return counts
 
 
