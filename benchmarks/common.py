@@ -91,6 +91,14 @@ def seed_stats(values: list[float]) -> dict:
     return {"mean": mean, "std": var**0.5, "min": min(values), "max": max(values)}
 
 
+def compare(a: dict, b: dict) -> str:
+    """'+2.7 (larger spread 3.3): no difference' for two seed_stats of fractions: a gap of the
+    means smaller than the larger of the two sample sds is no difference."""
+    diff, spread = 100 * (a["mean"] - b["mean"]), 100 * max(a["std"], b["std"])
+    verdict = "no difference" if abs(diff) < spread else ("better" if diff > 0 else "worse")
+    return f"{diff:+.1f} (larger spread {spread:.1f}): {verdict}"
+
+
 def mean_spread(row: dict, key: str = "miou") -> str:
     """'54.3 ± 0.8' (mean ± sample sd over the row's seeds, in points) for a seeded row;
     '54.3 (one seed)' when it has one."""

@@ -28,6 +28,7 @@ from pathlib import Path
 from benchmarks.common import (
     DEFAULT_VOC,
     HERE,
+    compare,
     load_rows,
     mean_spread,
     run_rows,
@@ -249,7 +250,19 @@ def render(rows: dict[str, dict]) -> str:
                      f"{values} | {ratio} | {minutes:.1f} | `{command}` |")  # fmt: skip
     lines += ["", "/ full: mean mIoU over the `full` row of the baselines table (paper: 50.7 / "
               "67.6 = 0.75). Measured with `python -m benchmarks.sec`."]  # fmt: skip
+    lines += _verdicts(rows)
     return "\n".join(lines)
+
+
+def _verdicts(rows: dict[str, dict]) -> list[str]:
+    """The full SEC row against each other row with 2+ seeds (paper Fig. 6 and 7: all three
+    terms with GWRP above every other row); a gap smaller than the larger spread is none."""
+    sec = rows.get("sec")
+    if not sec or len(sec["seeds"]) < 2:
+        return []
+    others = [n for n in RUNS if n != "sec" and len(rows.get(n, {}).get("seeds", ())) > 1]
+    out = [f"- sec vs {name}: {compare(sec['miou'], rows[name]['miou'])}." for name in others]
+    return [""] + out if out else []
 
 
 def smoke(out: Path) -> dict:

@@ -29,7 +29,15 @@ import json
 import sys
 from pathlib import Path
 
-from benchmarks.common import HERE, load_rows, mean_spread, run_rows, seed_stats, train_seeds
+from benchmarks.common import (
+    HERE,
+    compare,
+    load_rows,
+    mean_spread,
+    run_rows,
+    seed_stats,
+    train_seeds,
+)
 from benchmarks.results_md import replace_section
 from benchmarks.train_baselines import add_budget_arguments, budget_overrides, conditions
 from weakseg.cli import main as weakseg
@@ -243,11 +251,8 @@ def _verdicts(by_key: dict) -> list[str]:
             reference = by_key.get((task, baseline, pp))
             if not reference or len(row["seeds"]) < 2 or len(reference["seeds"]) < 2:
                 continue
-            a, b = row["score"], reference["score"]
-            diff, spread = 100 * (a["mean"] - b["mean"]), 100 * max(a["std"], b["std"])
-            verdict = "no difference" if abs(diff) < spread else ("better" if diff > 0 else "worse")
-            out.append(f"- {task}, {round(100 * pp)}% PP: {variant} vs {baseline} {diff:+.1f} "
-                       f"(larger spread {spread:.1f}): {verdict}.")  # fmt: skip
+            verdict = compare(row["score"], reference["score"])
+            out.append(f"- {task}, {round(100 * pp)}% PP: {variant} vs {baseline} {verdict}.")
     return [""] + out if out else []
 
 

@@ -6,6 +6,7 @@ import argparse
 
 import numpy as np
 from benchmarks import sec
+from benchmarks.common import seed_stats
 
 from weakseg.data.sample import Sample
 from weakseg.pseudo import runner  # noqa: F401  (bound before a test patches open_dataset)
@@ -81,3 +82,17 @@ def test_smoke_runs_the_chain_from_tags_to_a_sec_model(tmp_path):
     row = sec.smoke(tmp_path)
     assert row["images"] == 8 and 0.0 < row["cue_share"] <= 1.0
     assert (tmp_path / "sec" / "train_summary.json").exists()
+
+
+def test_render_compares_the_full_loss_with_each_ablation_by_the_spread():
+    def row(*per_seed):
+        seeds = {str(k): {"miou": v, "miou_crf": v, "train_command": "weakseg train x"}
+                 for k, v in enumerate(per_seed)}  # fmt: skip
+        return {"seeds": seeds, "miou": seed_stats(list(per_seed)),
+                "miou_crf": seed_stats(list(per_seed)), "train_minutes": {"mean": 9.0}}  # fmt: skip
+
+    text = sec.render({"sec": row(0.36, 0.37, 0.38), "seed-expand": row(0.30, 0.31, 0.32),
+                       "seed-constrain": row(0.35, 0.37, 0.39), "seed": row(0.2)})  # fmt: skip
+    assert "- sec vs seed-expand: +6.0 (larger spread 1.0): better." in text
+    assert "- sec vs seed-constrain: +0.0 (larger spread 2.0): no difference." in text
+    assert "sec vs seed:" not in text  # one seed: no verdict
