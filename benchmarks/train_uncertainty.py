@@ -240,14 +240,14 @@ def render(rows: dict[str, dict]) -> str:
 
 
 def _verdicts(by_key: dict) -> list[str]:
-    """Each ours row with 2+ seeds against the baselines that use the BB images (CE on PP +
-    boxes, semi with GrabCut) at the same task and PP share: a difference of the means smaller
+    """Each ours row with 2+ seeds against the baselines at the same task and PP share (CE on PP
+    + boxes, semi with GrabCut, CE on the PP images only): a difference of the means smaller
     than the larger of the two spreads is no difference."""
     out = []
     for (task, variant, pp), row in sorted(by_key.items(), key=lambda kv: _order(kv[0])):
         if variant != "ours" and variant not in TRIED:
             continue
-        for baseline in ("ce-boxes", "semi"):
+        for baseline in ("ce-boxes", "semi", "ce-pp"):
             reference = by_key.get((task, baseline, pp))
             if not reference or len(row["seeds"]) < 2 or len(reference["seeds"]) < 2:
                 continue

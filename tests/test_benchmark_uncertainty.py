@@ -34,7 +34,7 @@ def row(variant, pp, scores):
 
 
 def test_render_means_and_ratios():
-    rows = {"a": row("full", None, [0.8, 0.6]), "c": row("ce-pp", 0.1, [0.4]),
+    rows = {"a": row("full", None, [0.8, 0.6]), "c": row("ce-pp", 0.1, [0.38, 0.42]),
             "d": row("ours", 0.1, [0.56, 0.6]), "e": row("ce-boxes", 0.1, [0.5, 0.54]),
             "f": row("paper", 0.1, [0.1, 0.2]), "g": row("semi", 0.1, [0.57, 0.61])}  # fmt: skip
     rows["d"]["flips"] = {
@@ -54,5 +54,6 @@ def test_render_means_and_ratios():
     assert "person, 10% PP: paper vs ce-boxes -37.0 (larger spread 7.1): worse." in table
     # and against semi (59.0 ± 2.8): -1.0 inside the spread
     assert "person, 10% PP: ours vs semi -1.0 (larger spread 2.8): no difference." in table
+    assert "person, 10% PP: ours vs ce-pp +18.0 (larger spread 2.8): better." in table
     assert "| person | full | all | 70.0 ± 14.1 | 80.0 / 60.0 | 1.00 | — |" in table
     assert table.index("| full |") < table.index("| ours |") < table.index("| ce-pp |")
