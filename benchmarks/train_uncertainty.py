@@ -228,7 +228,7 @@ def render(rows: dict[str, dict]) -> str:
         )
         + ".",
     ]
-    lines += _verdicts(by_key)
+    lines += _verdicts(by_key) + _tried(by_key)
     lines += ["", f"Measured on {conditions(rows)}, with `python -m benchmarks.train_uncertainty`"
               "; each seed's eval command is in the row's JSON file. Train minutes depend on the "
               "machine of the row's date and its load (the 2026-12-03 machine ran 1.5x slower "
@@ -253,6 +253,23 @@ def _verdicts(by_key: dict) -> list[str]:
                 continue
             verdict = compare(row["score"], reference["score"])
             out.append(f"- {task}, {round(100 * pp)}% PP: {variant} vs {baseline} {verdict}.")
+    return [""] + out if out else []
+
+
+def _tried(by_key: dict) -> list[str]:
+    """Where ours (2+ seeds) is not ahead of CE on PP + boxes: the variants tried there."""
+    out = []
+    for (task, variant, pp), row in sorted(by_key.items(), key=lambda kv: _order(kv[0])):
+        reference = by_key.get((task, "ce-boxes", pp))
+        if variant != "ours" or not reference or len(reference["seeds"]) < 2:
+            continue
+        if len(row["seeds"]) < 2 or compare(row["score"], reference["score"]).endswith("better"):
+            continue
+        same_share = [key for key in sorted(by_key, key=_order) if key[::2] == (task, pp)]
+        tried = [f"{v} {mean_spread(by_key[(t, v, p)], 'score')}"
+                 for t, v, p in same_share if v in TRIED]  # fmt: skip
+        out.append(f"- {task}, {round(100 * pp)}% PP: ours does not beat ce-boxes; variants tried "
+                   f"there: {', '.join(tried) or 'none'}.")  # fmt: skip
     return [""] + out if out else []
 
 

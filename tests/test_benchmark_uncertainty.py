@@ -57,3 +57,16 @@ def test_render_means_and_ratios():
     assert "person, 10% PP: ours vs ce-pp +18.0 (larger spread 2.8): better." in table
     assert "| person | full | all | 70.0 ± 14.1 | 80.0 / 60.0 | 1.00 | — |" in table
     assert table.index("| full |") < table.index("| ours |") < table.index("| ce-pp |")
+
+
+def test_render_lists_the_variants_tried_where_ours_does_not_beat_ce_boxes():
+    rows = {"d": row("ours", 0.1, [0.56, 0.6]), "e": row("ce-boxes", 0.1, [0.55, 0.59]),
+            "f": row("paper", 0.1, [0.1]), "g": row("ours", 0.2, [0.7, 0.72]),
+            "h": row("ce-boxes", 0.2, [0.5, 0.52])}  # fmt: skip
+    table = render(rows)
+    # 10%: +1.0 inside the spread 2.8; 20%: +20.0, ahead, so no line
+    assert (
+        "- person, 10% PP: ours does not beat ce-boxes; variants tried there: paper 10.0 "
+        "(one seed)." in table
+    )
+    assert "person, 20% PP: ours does not beat" not in table
