@@ -261,7 +261,8 @@ def _verdicts(rows: dict[str, dict]) -> list[str]:
     if not sec or len(sec["seeds"]) < 2:
         return []
     others = [n for n in RUNS if n != "sec" and len(rows.get(n, {}).get("seeds", ())) > 1]
-    out = [f"- sec vs {name}: {compare(sec['miou'], rows[name]['miou'])}." for name in others]
+    out = [f"- sec vs {name}: {compare(sec['miou'], rows[name]['miou'])}; with the CRF "
+           f"{compare(sec['miou_crf'], rows[name]['miou_crf'])}." for name in others]  # fmt: skip
     return [""] + out if out else []
 
 

@@ -93,6 +93,6 @@ def test_render_compares_the_full_loss_with_each_ablation_by_the_spread():
 
     text = sec.render({"sec": row(0.36, 0.37, 0.38), "seed-expand": row(0.30, 0.31, 0.32),
                        "seed-constrain": row(0.35, 0.37, 0.39), "seed": row(0.2)})  # fmt: skip
-    assert "- sec vs seed-expand: +6.0 (larger spread 1.0): better." in text
-    assert "- sec vs seed-constrain: +0.0 (larger spread 2.0): no difference." in text
+    assert "- sec vs seed-expand: +6.0 (larger spread 1.0): better; with the CRF +6.0" in text
+    assert "- sec vs seed-constrain: +0.0 (larger spread 2.0): no difference; with" in text
     assert "sec vs seed:" not in text  # one seed: no verdict
