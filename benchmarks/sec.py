@@ -103,8 +103,6 @@ def summarise_counts(totals: dict[str, int], images: int) -> dict:
 def threshold_sweep(args: argparse.Namespace) -> dict:
     """The cue statistics of the trained classifier (the `cues` row's) on the cue shard for each
     foreground threshold of ``--fg-thresholds`` (CAMs and saliency computed once per image)."""
-    import cv2
-
     from weakseg.cli import trained_for_generator
     from weakseg.data.specs import open_dataset
     from weakseg.pseudo.runner import parse_shard
@@ -125,16 +123,15 @@ def threshold_sweep(args: argparse.Namespace) -> dict:
         sample = dataset.load(sample_id)
         cam, saliency = generator.cam_and_saliency(sample.image)
         for threshold in args.fg_thresholds:
-            grid = generator.cues_from(cam, saliency, sample.image_labels, threshold)
-            full = cv2.resize(grid, (sample.width, sample.height),
-                              interpolation=cv2.INTER_NEAREST)  # fmt: skip
-            add_counts(totals[threshold], cue_counts(full, grid, sample.mask))
+            maps = generator.maps_from(cam, saliency, sample, threshold)
+            add_counts(totals[threshold], cue_counts(maps["labels"], maps["cues"], sample.mask))
     command = ["python", "-m", "benchmarks.sec", "--only", "cue-thresholds", "--cue-shard",
                args.cue_shard, "--fg-thresholds", *map(str, args.fg_thresholds)]  # fmt: skip
     for option in args.cue_option:
         command += ["--cue-option", option]
     return {
         "name": "cue-thresholds", "dataset": spec, "shard": args.cue_shard,
+        "classifier_seed": _train_seed(run_dir),
         "options": options, "minutes": (time.perf_counter() - start) / 60,
         "thresholds": {str(t): summarise_counts(totals[t], len(ids)) for t in args.fg_thresholds},
         "command": " ".join(command),
@@ -176,6 +173,7 @@ def cues_row(args: argparse.Namespace, overrides: list[str] | None = None) -> di
     summary = json.loads((run_dir / "train_summary.json").read_text())
     return cue_statistics(spec, labels) | {
         "name": "cues", "dataset": spec, "shard": args.cue_shard,
+        "classifier_seed": _train_seed(run_dir),
         "classifier_minutes": summary["seconds"] / 60,
         "feature_cache": summary.get("feature_cache"), "labels_minutes": seconds / 60,
         "train_command": "weakseg " + " ".join(train_cmd),
@@ -187,6 +185,13 @@ def _config_value(run_dir: Path, key: str):
     from weakseg.config import load_config
 
     return getattr(load_config(run_dir / "config.yaml").data, key)
+
+
+def _train_seed(run_dir: Path) -> int:
+    """The seed of a training run (a cue row measures one classifier, not a seeded table row)."""
+    from weakseg.config import load_config
+
+    return load_config(run_dir / "config.yaml").train.seed
 
 
 def sec_row(name: str, args: argparse.Namespace) -> dict:
@@ -214,7 +219,8 @@ def render(rows: dict[str, dict]) -> str:
     if cues:
         lines += [
             f"Localization cues on {cues['images']} dev_train images (shard {cues['shard']}) "
-            f"from the tag-trained classifier: {100 * cues['cue_share']:.1f}% of the output "
+            f"from the tag-trained classifier (one run, seed {cues.get('classifier_seed', 0)}): "
+            f"{100 * cues['cue_share']:.1f}% of the output "
             f"cells carry a cue ({100 * cues['bg_share']:.1f}% background, "
             f"{100 * cues['fg_share']:.1f}% foreground; paper 24.0 = 9.8 + 14.2); pixel "
             f"precision against the masks: foreground {100 * cues['fg_precision']:.1f}%, "

@@ -142,27 +142,24 @@ class SecCueGenerator(NetworkGenerator):
         cam, saliency = cam.detach()[0, :, :h, :w], saliency[0, 0, :h, :w]
         return cam.float().cpu().numpy(), saliency.float().cpu().numpy()
 
-    def cue_grid(self, sample: Sample) -> np.ndarray:
-        """h x w uint8 cue map of one sample at the output grid (255 = no cue)."""
+    def generate_maps(self, sample: Sample) -> dict[str, np.ndarray]:
         cam, saliency = self.cam_and_saliency(sample.image)
-        return self.cues_from(cam, saliency, sample.image_labels)
+        return self.maps_from(cam, saliency, sample)
 
-    def cues_from(
+    def maps_from(
         self,
         cam: np.ndarray,
         saliency: np.ndarray,
-        classes: np.ndarray,
+        sample: Sample,
         fg_threshold: float | None = None,
-    ) -> np.ndarray:
-        """The cue map of ``cam_and_saliency``'s output for the tagged ``classes``
-        (``fg_threshold``: another foreground threshold than the generator's)."""
+    ) -> dict[str, np.ndarray]:
+        """The cue maps of ``cam_and_saliency``'s output for ``sample``'s tags: "cues" at the
+        output grid, "labels" at the image's size (``fg_threshold``: another foreground
+        threshold than the generator's, e.g. to compare thresholds on the same CAMs)."""
         threshold = self.fg_threshold if fg_threshold is None else fg_threshold
         masks = {0: background_cue(median_filter(saliency, self.median), self.bg_share)}
-        masks |= foreground_cues(cam, classes, threshold)
-        return combine_cues(masks)
-
-    def generate_maps(self, sample: Sample) -> dict[str, np.ndarray]:
-        grid = self.cue_grid(sample)
+        masks |= foreground_cues(cam, sample.image_labels, threshold)
+        grid = combine_cues(masks)
         full = cv2.resize(grid, (sample.width, sample.height), interpolation=cv2.INTER_NEAREST)
         return {"labels": full, "cues": grid}
 
