@@ -38,7 +38,15 @@ import sys
 import tempfile
 from pathlib import Path
 
-from benchmarks.common import DEFAULT_VOC, SEEDS, load_rows, run_rows, seed_stats
+from benchmarks.common import (
+    DEFAULT_VOC,
+    SEEDS,
+    compare,
+    load_rows,
+    mean_spread,
+    run_rows,
+    seed_stats,
+)
 from benchmarks.results_md import replace_section
 from weakseg.cli import main as weakseg
 
@@ -183,14 +191,17 @@ def row_names() -> list[str]:
     return names + [f"stages-b-{a}" for a in STAGE_ABLATIONS]
 
 
-def make_row(name: str, out: Path, voc: str) -> dict:
+def make_row(name: str, out: Path, voc: str, seeds=SEEDS, stage_options=()) -> dict:
+    """Row ``name``; ``stage_options`` (e.g. a smaller budget) go to the stages rows' commands,
+    which the row records."""
     kind, _, rest = name.partition("-")
     setup, _, ablation = rest.partition("-")
     if name == "stage1-c-flip":
         return flip_row(out, voc, name)
     if kind == "stage1":
         return stage1_row(setup, ABLATIONS.get(ablation, []), out, voc, name)
-    return stages_row(setup, out, voc, name, extra=STAGE_ABLATIONS.get(ablation, []))
+    extra = [*STAGE_ABLATIONS.get(ablation, []), *stage_options]
+    return stages_row(setup, out, voc, name, seeds=seeds, extra=extra)
 
 
 def _pct(value) -> str:
@@ -228,14 +239,12 @@ def render(rows: dict[str, dict]) -> str:
             )
     for name, row in rows.items():
         if name.startswith("stages-"):
+            command = next(iter(row["seeds"].values()))["command"]
             for st in row["stages"]:
-                m = st["labels_miou"]
-                lines.append(
-                    f"| lpg {row['setup']} ({len(row['seeds'])} seeds) | "
-                    f"{aux[row['setup']]} | {st['stage']} | {100 * m['mean']:.1f} ± "
-                    f"{100 * m['std']:.1f} | — | — | see row `lpg/{name}.json` |"
-                )
-    lines += ["", _verdict(rows)]
+                miou = mean_spread({"seeds": row["seeds"], "miou": st["labels_miou"]})
+                lines.append(f"| lpg {name.removeprefix('stages-')} | {aux[row['setup']]} | "
+                             f"{st['stage']} | {miou} | — | — | `{command}` |")  # fmt: skip
+    lines += ["", _verdict(rows), *_stage_verdicts(rows)]
     seg = [r for n, r in rows.items() if n.startswith("stages-") and r["setup"] != "c"]
     if seg:
         lines += ["", "Segmentation mIoU on dev_val per stage (CPU protocol, 3 seeds):", "",
@@ -261,6 +270,24 @@ def _verdict(rows: dict[str, dict]) -> str:
         f"Setup (c), stage 1, {verdict} grabcut ({_pct(grabcut)}) at this budget: best "
         f"{best.removeprefix('stage1-')} {_pct(tried[best])}; tried: {listed}."
     )
+
+
+def _stage_verdicts(rows: dict[str, dict]) -> list[str]:
+    """The acceptance's second half: does each stage's pseudo masks improve on the previous
+    stage's (a gap smaller than the larger spread over seeds is no difference)?"""
+    out = []
+    for name, row in rows.items():
+        stages = row.get("stages", []) if name.startswith("stages-") else []
+        for prev, st in zip(stages, stages[1:], strict=False):
+            a, b = st["labels_miou"], prev["labels_miou"]
+            verdict = (
+                compare(a, b)
+                if len(row["seeds"]) > 1
+                else f"{100 * (a['mean'] - b['mean']):+.1f} (one seed: no spread to judge by)"
+            )
+            out.append(f"- {name}, stage {st['stage']} vs stage {prev['stage']} (pseudo masks, "
+                       f"{len(row['seeds'])} seed(s)): {verdict}.")  # fmt: skip
+    return [""] + out if out else []
 
 
 def smoke() -> None:
@@ -295,6 +322,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="bench-out/lpg", help="run directories")
     p.add_argument("--only", nargs="*", help=f"rows to (re)measure: {', '.join(row_names())}")
     p.add_argument("--render-only", action="store_true", help="rewrite RESULTS.md from the rows")
+    p.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS), help="stages rows' seeds")
+    p.add_argument("--stage-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="added to the stages rows' `weakseg lpg`, e.g. lpg.stages=2")  # fmt: skip
     p.add_argument("--smoke", action="store_true", help="every row kind on tiny synthetic data")
     args = p.parse_args(argv)
     if args.smoke:
@@ -305,8 +335,10 @@ def main(argv: list[str] | None = None) -> int:
     def rewrite() -> None:
         replace_section(HERE / "RESULTS.md", "lpg", render(load_rows(ROWS)))
 
-    run_rows(row_names(), ROWS, lambda n: make_row(n, out, args.data), rewrite, args.only,
-             args.render_only)  # fmt: skip
+    def make(name: str) -> dict:
+        return make_row(name, out, args.data, args.seeds, args.stage_option)
+
+    run_rows(row_names(), ROWS, make, rewrite, args.only, args.render_only)
     return 0
 
 

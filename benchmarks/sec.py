@@ -25,6 +25,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 from benchmarks.common import (
     DEFAULT_VOC,
     HERE,
@@ -194,8 +196,18 @@ def _train_seed(run_dir: Path) -> int:
     return load_config(run_dir / "config.yaml").train.seed
 
 
+def foreground_shares(result: dict) -> tuple[float, float]:
+    """(predicted, true) share of the scored pixels that are foreground (any class but the
+    background) in an eval JSON's confusion matrix (rows: truth, columns: prediction). The paper's
+    Fig. 6 reports the predicted share per pooling: GMP under-estimates object sizes."""
+    matrix = np.asarray(result["confusion_matrix"], dtype=np.float64)
+    total = matrix.sum()
+    return 1.0 - matrix[:, 0].sum() / total, 1.0 - matrix[0].sum() / total
+
+
 def sec_row(name: str, args: argparse.Namespace) -> dict:
-    """Train row ``name`` once per seed; evaluate on dev_val without and with the dense CRF."""
+    """Train row ``name`` once per seed; evaluate on dev_val without and with the dense CRF;
+    record the share of pixels predicted as foreground (paper Fig. 6) either way."""
     val = f"voc:{args.data}:dev_val"
     overrides = [*budget_overrides(args), f"data.train=voc:{args.data}:dev_train",
                  f"data.labels={args.labels}"]  # fmt: skip
@@ -207,8 +219,15 @@ def sec_row(name: str, args: argparse.Namespace) -> dict:
         if not (run_dir / "eval" / "dev_val_crf.json").exists():
             weakseg_or_exit(cmd)
         result = json.loads((run_dir / "eval" / "dev_val_crf.json").read_text())
-        entry |= {"miou_crf": result["miou"], "eval_crf_command": "weakseg " + " ".join(cmd)}
-    return row | {"miou_crf": seed_stats([s["miou_crf"] for s in row["seeds"].values()])}
+        plain = json.loads((run_dir / "eval" / "dev_val.json").read_text())
+        entry |= {"miou_crf": result["miou"], "eval_crf_command": "weakseg " + " ".join(cmd),
+                  "fg_share": foreground_shares(plain)[0],
+                  "fg_share_crf": foreground_shares(result)[0]}  # fmt: skip
+    seeds = row["seeds"].values()
+    return row | {"miou_crf": seed_stats([s["miou_crf"] for s in seeds]),
+                  "fg_share": seed_stats([s["fg_share"] for s in seeds]),
+                  "fg_share_crf": seed_stats([s["fg_share_crf"] for s in seeds]),
+                  "fg_share_true": foreground_shares(plain)[1]}  # fmt: skip
 
 
 def render(rows: dict[str, dict]) -> str:
@@ -242,8 +261,10 @@ def render(rows: dict[str, dict]) -> str:
             shares = " | ".join(f"{100 * stats[k]:.1f}%" for k in keys)
             lines.append(f"| {t} | {shares} |")
         lines.append("")
-    lines += ["| row | loss | mIoU | + CRF | per seed | / full | train min / run | command |",
-              "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines += ["| row | loss | mIoU | + CRF | per seed | / full | fg pixels | fg pixels + CRF | "
+              "train min / run | command |",
+              "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    true_fg = None
     for name, (_, what) in RUNS.items():
         r = rows.get(name)
         if not r:
@@ -252,10 +273,16 @@ def render(rows: dict[str, dict]) -> str:
         values = " / ".join(f"{100 * s['miou']:.1f}" for s in r["seeds"].values())
         command = next(iter(r["seeds"].values()))["train_command"]
         minutes = r["train_minutes"]["mean"]
+        shares = [f"{100 * r[k]['mean']:.1f}%" if k in r else "—"
+                  for k in ("fg_share", "fg_share_crf")]  # fmt: skip
+        true_fg = r.get("fg_share_true", true_fg)
         lines.append(f"| {name} | {what} | {mean_spread(r)} | {mean_spread(r, 'miou_crf')} | "
-                     f"{values} | {ratio} | {minutes:.1f} | `{command}` |")  # fmt: skip
+                     f"{values} | {ratio} | {shares[0]} | {shares[1]} | {minutes:.1f} | "
+                     f"`{command}` |")  # fmt: skip
     lines += ["", "/ full: mean mIoU over the `full` row of the baselines table (paper: 50.7 / "
-              "67.6 = 0.75). Measured with `python -m benchmarks.sec`."]  # fmt: skip
+              "67.6 = 0.75). fg pixels: share of the dev_val pixels predicted as any object class "
+              "(paper Fig. 6)" + (f"; the masks have {100 * true_fg:.1f}%" if true_fg else "")
+              + ". Measured with `python -m benchmarks.sec`."]  # fmt: skip
     lines += _verdicts(rows)
     return "\n".join(lines)
 

@@ -97,3 +97,24 @@ def test_render_compares_the_full_loss_with_each_ablation_by_the_spread():
     assert "- sec vs seed-expand: +6.0 (larger spread 1.0): better; with the CRF +6.0" in text
     assert "- sec vs seed-constrain: +0.0 (larger spread 2.0): no difference; with" in text
     assert "sec vs seed:" not in text  # one seed: no verdict
+
+
+def test_foreground_shares_read_truth_by_row_and_prediction_by_column():
+    # rows: truth (background, cat, dog), columns: prediction; 20 pixels
+    result = {"confusion_matrix": [[8, 2, 0],   # 10 background pixels, 2 called cat
+                                   [3, 4, 1],   # 8 cat pixels, 3 called background
+                                   [1, 0, 1]]}  # 2 dog pixels  # fmt: skip
+    predicted, true = sec.foreground_shares(result)
+    assert predicted == 1 - 12 / 20  # 12 pixels predicted background
+    assert true == 1 - 10 / 20
+
+
+def test_render_shows_the_predicted_foreground_share():
+    seed = {"miou": 0.3, "train_command": "weakseg train x", "miou_crf": 0.32}
+    row = {"seeds": {"0": seed}, "miou": {"mean": 0.3, "std": 0.0},
+           "miou_crf": {"mean": 0.32, "std": 0.0}, "train_minutes": {"mean": 9.0},
+           "fg_share": {"mean": 0.18}, "fg_share_crf": {"mean": 0.125},
+           "fg_share_true": 0.291}  # fmt: skip
+    text = sec.render({"sec-gmp": row})
+    assert "| 18.0% | 12.5% | 9.0 |" in text  # fg shares without and with the CRF, minutes
+    assert "the masks have 29.1%" in text
