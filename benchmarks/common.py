@@ -6,7 +6,7 @@ import json
 import os
 import platform
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 HERE = Path(__file__).parent
@@ -115,10 +115,13 @@ def train_seeds(
     out: Path,
     val_spec: str,
     seeds: Iterable[int] = SEEDS,
+    eval_flags: Sequence[str] = (),
+    tag: str = "dev_val",
 ) -> dict:
     """Train ``config`` once per seed (``out/<name>/seed<k>``; a finished seed is not re-run, a
-    killed one resumes) and evaluate each on ``val_spec``. Returns one row: each seed's mIoU,
-    per-class IoU, wall time and commands, and mean/std/min/max over the seeds."""
+    killed one resumes) and evaluate each on ``val_spec`` (``weakseg eval`` with ``eval_flags``,
+    result ``eval/<tag>.json``). Returns one row: each seed's mIoU, per-class IoU, wall time and
+    commands, and mean/std/min/max over the seeds."""
     from weakseg.cli import main as weakseg
 
     per_seed = {}
@@ -127,9 +130,9 @@ def train_seeds(
         cmd = ["train", "--run-dir", str(run_dir), config, *overrides, f"train.seed={seed}"]
         if weakseg(cmd) != 0:
             raise SystemExit(f"weakseg {' '.join(cmd)} failed")
-        result_file = run_dir / "eval" / "dev_val.json"
+        result_file = run_dir / "eval" / f"{tag}.json"
         ecmd = ["eval", "--run-dir", str(run_dir), "--dataset", val_spec, "--no-progress",
-                "--tag", "dev_val"]  # fmt: skip
+                *eval_flags, "--tag", tag]  # fmt: skip
         if not result_file.exists() and weakseg(ecmd) != 0:
             raise SystemExit(f"weakseg {' '.join(ecmd)} failed")
         result = json.loads(result_file.read_text())

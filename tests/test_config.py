@@ -143,3 +143,16 @@ def test_eval_crf_fields_map_onto_crf_params():
     cfg = load_config(None, ["eval.crf_bi_sxy=55", "eval.crf_iterations=5"])
     params = CrfParams.from_prefixed(cfg.eval, "crf_")
     assert (params.bi_sxy, params.iterations, params.bi_compat, params.g_sxy) == (55.0, 5, 4.0, 1.0)
+
+
+def test_every_test_time_setting_may_change_when_a_run_resumes():
+    import dataclasses
+
+    from weakseg.config import RESUMABLE_KEYS, EvalConfig
+
+    assert {f"eval.{f.name}" for f in dataclasses.fields(EvalConfig)} <= set(RESUMABLE_KEYS)
+
+
+def test_negative_eval_warp_is_refused():
+    with pytest.raises(ConfigError, match="eval.warp must be >= 0"):
+        load_config(None, ["eval.warp=-1"])

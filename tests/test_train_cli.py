@@ -50,6 +50,10 @@ def test_eval_writes_table_json_and_confusion_picture(run_dir, capsys):
                  "--dataset", "synthetic:1:5"]) == 0  # fmt: skip
     ms = json.loads((run_dir / "eval" / "ms-crf.json").read_text())
     assert ms["scales"] == [0.5, 0.75, 1.0, 1.5] and ms["flip"] and ms["crf"]["iterations"] == 10
+    assert result["warp"] == 0  # the run's eval.warp
+    assert main(["eval", "--run-dir", str(run_dir), "--warp", "96", "--tag", "w96",
+                 "--no-progress"]) == 0  # fmt: skip
+    assert json.loads((run_dir / "eval" / "w96.json").read_text())["warp"] == 96
 
 
 def test_predict_folder_writes_label_maps_and_overlays(run_dir, tmp_path):

@@ -193,7 +193,9 @@ def _eval_options(args: argparse.Namespace, cfg) -> dict:
     e = cfg.eval
     scales = MULTISCALE if args.multiscale else tuple(e.scales)
     crf = CrfParams.from_prefixed(e, "crf_") if e.crf or args.crf else None
-    return {"scales": scales, "flip": e.flip or args.multiscale or args.flip, "crf": crf}
+    warp = e.warp if args.warp is None else args.warp
+    return {"scales": scales, "flip": e.flip or args.multiscale or args.flip, "crf": crf,
+            "warp": warp}  # fmt: skip
 
 
 MULTISCALE = (0.5, 0.75, 1.0, 1.5)  # with flips: the DeepLab / BANA test protocol
@@ -228,7 +230,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(skipped.describe(len(dataset)), file=sys.stderr)
     crf = asdict(options["crf"]) if options["crf"] else None
     result = {"dataset": dataset.spec, "scales": list(options["scales"]), "flip": options["flip"],
-              "crf": crf, **cm.to_dict(dataset.classes.names)}  # fmt: skip
+              "warp": options["warp"], "crf": crf, **cm.to_dict(dataset.classes.names)}  # fmt: skip
     write_json_atomic(out / f"{tag}.json", result)
     if args.json:
         write_json_atomic(args.json, result)
@@ -458,6 +460,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--multiscale", action="store_true", help="scales 0.5-1.5 + flips")
         p.add_argument("--flip", action="store_true", help="average with the flipped image")
         p.add_argument("--crf", action="store_true", help="dense-CRF post-processing")
+        p.add_argument("--warp", type=int, metavar="SIZE",
+                       help="resize images to SIZE x SIZE for the network (SEC's test protocol; "
+                       "default: the run's eval.warp, 0 = own size)")  # fmt: skip
         p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
 
     p = command("eval", cmd_eval, "score a trained run: per-class IoU + confusion matrix")

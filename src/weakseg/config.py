@@ -115,6 +115,7 @@ class EvalConfig:
 
     scales: list[float] = field(default_factory=lambda: [1.0])
     flip: bool = False
+    warp: int = 0  # > 0: the network sees the image resized to warp x warp (SEC's test protocol)
     crf: bool = False
     crf_iterations: int = 10
     crf_bi_sxy: float = 67.0
@@ -143,6 +144,9 @@ CHOICES = {
 RESUMABLE_KEYS = (
     "data.workers", "train.log_every", "train.checkpoint_every", "train.device", "train.threads",
     "train.snapshot_every", "data.cache_dir", "data.cache_memory_gb", "train.keep_freed_memory",
+    # test-time settings: they do not touch training (``weakseg eval`` flags override them)
+    "eval.scales", "eval.flip", "eval.warp", "eval.crf", "eval.crf_iterations", "eval.crf_bi_sxy",
+    "eval.crf_bi_srgb", "eval.crf_bi_compat", "eval.crf_g_sxy", "eval.crf_g_compat",
 )  # fmt: skip
 
 
@@ -248,7 +252,7 @@ def validate(cfg: Config) -> None:
             f"{cfg.data.scale_max}"
         )
     nonnegative = ("data.workers", "train.eval_every", "train.threads", "model.num_classes",
-                   "data.cache_views", "model.decoder_channels")  # fmt: skip
+                   "data.cache_views", "model.decoder_channels", "eval.warp")  # fmt: skip
     for key in nonnegative:
         if flat[key] < 0:
             raise ConfigError(f"{key} must be >= 0, got {flat[key]}")

@@ -64,8 +64,8 @@ def run_tags_demo(out: str | Path, settings: DemoSettings | None = None) -> dict
     extra = [f"data.val={val.spec}", f"data.labels={store.root}"]
     sec_cfg = load_config(config_path("sec_synthetic.yaml"), [*common, *extra])
     train(sec_cfg, out / "runs" / "sec", progress=s.progress)
-    model, _ = load_trained(out / "runs" / "sec", "auto")
-    cm = evaluate_model(model, val, progress=s.progress)
+    model, run_cfg = load_trained(out / "runs" / "sec", "auto")
+    cm = evaluate_model(model, val, progress=s.progress, warp=run_cfg.eval.warp)
     print(f"\nSEC trained on tags only, on held-out images ({val.spec}; mIoU %, measured now):")
     print(format_table({"sec": cm}, val.classes.names))
     result = {"cues": cues, "models": {"sec": cm.miou()}, "dataset": s.dataset,

@@ -76,6 +76,12 @@ def test_finished_run_is_left_alone(finished, capsys):
     assert "holds a finished run (4 iterations); nothing to do" in capsys.readouterr().err
 
 
+def test_other_test_time_settings_do_not_make_another_run(finished):
+    run_dir, summary = finished
+    cfg = load_config(run_dir / "config.yaml", ["eval.warp=32", "eval.crf=true"])
+    assert train(cfg, run_dir) == summary  # eval.* does not touch training
+
+
 def test_a_different_config_is_refused_with_the_differences(finished):
     run_dir, _ = finished
     cfg = load_config(run_dir / "config.yaml", ["train.lr=0.5", "data.flip=false"])

@@ -9,6 +9,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -35,9 +36,21 @@ def predict_probs(
     image: np.ndarray,
     scales: Sequence[float] = (1.0,),
     flip: bool = False,
+    warp: int = 0,
 ) -> np.ndarray:
     """H x W x 3 uint8 RGB -> C x H x W class probabilities, the softmax averaged over scales and
-    (if ``flip``) horizontal flips, each resized back to the original size."""
+    (if ``flip``) horizontal flips, each resized back to the original size.
+
+    ``warp`` > 0: SEC's test protocol (REFERENCE_NOTES, deploy code): the image is first resized
+    to ``warp`` x ``warp`` as in training (``data.warp``; aspect ratio not kept), and the averaged
+    probabilities are bilinearly resized back to H x W."""
+    if warp > 0:
+        height, width = image.shape[:2]
+        square = cv2.resize(np.asarray(image, np.uint8), (warp, warp),
+                            interpolation=cv2.INTER_LINEAR)  # fmt: skip
+        probs = torch.from_numpy(predict_probs(model, square, scales, flip))[None]
+        probs = F.interpolate(probs, size=(height, width), mode="bilinear", align_corners=False)
+        return probs[0].numpy()
     device = next(model.parameters()).device
     x = torch.from_numpy(np.array(image, dtype=np.uint8)).to(device)  # a writable copy
     x = x.permute(2, 0, 1)[None].float().div_(255.0)
@@ -64,9 +77,11 @@ def predict_labels(
     scales: Sequence[float] = (1.0,),
     flip: bool = False,
     crf: CrfParams | None = None,
+    warp: int = 0,
 ) -> np.ndarray:
-    """H x W x 3 uint8 -> H x W uint8 label map; dense CRF on the probabilities when ``crf``."""
-    probs = predict_probs(model, image, scales, flip)
+    """H x W x 3 uint8 -> H x W uint8 label map; dense CRF on the probabilities when ``crf``
+    (at the image's full size, also with ``warp``)."""
+    probs = predict_probs(model, image, scales, flip, warp)
     if crf is not None:
         probs = dense_crf(image, probs, crf)
     return probs.argmax(0).astype(np.uint8)
@@ -81,8 +96,10 @@ def evaluate_model(
     progress: bool = True,
     ids: Sequence[str] | None = None,
     skipped: SkippedSamples | None = None,
+    warp: int = 0,
 ) -> ConfusionMatrix:
-    """Confusion matrix of the model's predictions over the dataset, at each image's own size.
+    """Confusion matrix of the model's predictions over the dataset, scored at each image's own
+    size (``warp``: the network sees it resized to ``warp`` x ``warp``, see ``predict_probs``).
 
     Samples with bad input are left out and recorded in ``skipped`` (a warning lists them when
     no ``skipped`` is given); DataError when no sample could be scored because of them.
@@ -96,7 +113,7 @@ def evaluate_model(
         sample = bad.load(dataset, sample_id)
         if sample is None or sample.mask is None:
             continue
-        cm.update(predict_labels(model, sample.image, scales, flip, crf), sample.mask)
+        cm.update(predict_labels(model, sample.image, scales, flip, crf, warp), sample.mask)
         scored += 1
     if bad and not scored:
         raise DataError(dataset.spec, "no usable sample; " + bad.describe(len(ids)))

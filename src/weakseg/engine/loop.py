@@ -529,17 +529,17 @@ def _checkpoint(run: Run, iteration: int) -> None:
 
 def _validate_and_log(run: Run, iteration: int, logger: MetricsLogger | None) -> None:
     if run.val is not None and logger is not None:
-        scores = validate(run.model, run.val)
+        scores = validate(run.model, run.val, run.cfg.eval.warp)
         run.last.update(scores)
         logger.log({"iteration": iteration, **scores})
         _say(f"iteration {iteration}: val mIoU {100 * scores['val_miou']:.1f}")
     barrier()
 
 
-def validate(model: nn.Module, dataset: Dataset) -> dict:
-    """Single-scale mIoU at original image size (a quick check during training; ``weakseg eval``
-    adds multi-scale, flip and CRF)."""
-    matrix = evaluate_model(model, dataset, progress=False)  # sets eval mode
+def validate(model: nn.Module, dataset: Dataset, warp: int = 0) -> dict:
+    """Single-scale mIoU at original image size (a quick check during training, with the run's
+    ``eval.warp``; ``weakseg eval`` adds multi-scale, flip and CRF)."""
+    matrix = evaluate_model(model, dataset, progress=False, warp=warp)  # sets eval mode
     model.train()
     return {"val_miou": matrix.miou(), "val_pixel_accuracy": matrix.pixel_accuracy()}
 
