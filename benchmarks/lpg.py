@@ -27,6 +27,8 @@ classes 1-10 -> boxes of 11-20 (voc_lpg_split_cpu.yaml); (c) all of dev_train's 
 (benchmarks/results/pseudo_labels, benchmarks/results/bana), measured on the same dev_val images.
 
     python -m benchmarks.lpg [--out bench-out/lpg] [--only stage1-c ...] [--render-only]
+    python -m benchmarks.lpg --only stages-c --seeds 0 --stage-option lpg.stages=2
+        [--stage-option lpg.iterations=400 ...]   # a smaller budget, kept in the row's commands
     python -m benchmarks.lpg --smoke            # every row kind on synthetic data, in minutes
 """
 
