@@ -119,3 +119,20 @@ def test_stage_two_generator_needs_the_segmenter():
 def test_missing_generator_parameter_is_a_clear_error():
     with pytest.raises(ValueError, match="generator=FILE"):
         LpgGenerator()
+
+
+def test_the_lite_generator_file_keeps_its_encoder(tmp_path):
+    from weakseg.methods.lpg import LpgSettings, generator_info
+    from weakseg.models.lpg import load_generator, save_generator
+
+    info = generator_info(LpgSettings(aux="x", encoder="tf_efficientnet_lite1", width=16), 1, 1)
+    assert info["arch_params"]["encoder"] == "tf_efficientnet_lite1"
+    net = build_generator_net("lite", 1, **info["arch_params"], weights="none")
+    save_generator(tmp_path / "g.pt", net, info)
+    loaded, _ = load_generator(tmp_path / "g.pt")
+    lite0 = build_generator_net("lite", 1, width=16, weights="none")  # the default encoder
+
+    def size(m):
+        return sum(p.numel() for p in m.encoder.parameters())
+
+    assert size(loaded) == size(net) != size(lite0)  # lite1 is lite0 with more blocks

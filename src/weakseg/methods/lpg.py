@@ -83,6 +83,7 @@ class LpgSettings:
     target: str = ""  # dataset whose boxes are labelled ("" = train the generators only)
     stages: int = 3  # EM stages (paper: 3)
     arch: str = "lite"  # "lite" (CPU) or "hourglass" (the paper's 12.1 M network)
+    encoder: str = "tf_efficientnet_lite0"  # lite: the offline ImageNet encoder (lite0/1/2)
     width: int = 64  # lite: decoder width
     freeze: str = "all"  # lite: encoder levels frozen ("all", "none", "strideN")
     crop: str = "boxes"  # "boxes" (square around the class's boxes) or "image" (the code's)
@@ -254,7 +255,8 @@ def generator_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def generator_info(s: LpgSettings, guide_channels: int, stage: int) -> dict:
-    params = {"width": s.width, "freeze": s.freeze} if s.arch == "lite" else {}
+    lite = {"encoder": s.encoder, "width": s.width, "freeze": s.freeze}
+    params = lite if s.arch == "lite" else {}
     return {
         "arch": s.arch,
         "arch_params": params,
