@@ -285,7 +285,10 @@ def render(rows: dict[str, dict]) -> str:
         lines.append(f"| {name} | {what} | {mean_spread(r)} | {mean_spread(r, 'miou_crf')} | "
                      f"{values} | {ratio} | {shares[0]} | {shares[1]} | {minutes:.1f} | "
                      f"`{command}` |")  # fmt: skip
-    lines += ["", "/ full: mean mIoU over the `full` row of the baselines table (paper: 50.7 / "
+    lines += ["", "Evaluated on dev_val with SEC's test protocol: each image resized to 320 x 320 "
+              "for the network (as in training), probabilities back to its size, the dense CRF "
+              "at full size (`weakseg eval --warp 320 [--crf]`; the eval commands are in the "
+              "rows). / full: mean mIoU over the `full` row of the baselines table (paper: 50.7 / "
               "67.6 = 0.75). fg pixels: share of the dev_val pixels predicted as any object class "
               "(paper Fig. 6)" + (f"; the masks have {100 * true_fg:.1f}%" if true_fg else "")
               + ". Measured with `python -m benchmarks.sec`."]  # fmt: skip
