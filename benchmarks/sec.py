@@ -218,6 +218,15 @@ def foreground_shares(result: dict) -> tuple[float, float]:
     return 1.0 - matrix[:, 0].sum() / total, 1.0 - matrix[0].sum() / total
 
 
+def loss_course(metrics: Path) -> dict:
+    """The lowest logged training loss and the mean of the last five: a run whose final loss is
+    above 1.5 x its lowest diverged (GMP at the configs' lr: ~4 -> ~11)."""
+    losses = [json.loads(line).get("loss") for line in metrics.read_text().splitlines()]
+    losses = [v for v in losses if v is not None]
+    final = sum(losses[-5:]) / len(losses[-5:])
+    return {"loss_min": min(losses), "loss_final": final, "diverged": final > 1.5 * min(losses)}
+
+
 def sec_row(name: str, args: argparse.Namespace) -> dict:
     """Train row ``name`` once per seed; evaluate on dev_val without and with the dense CRF;
     record the share of pixels predicted as foreground (paper Fig. 6) either way."""
@@ -233,6 +242,7 @@ def sec_row(name: str, args: argparse.Namespace) -> dict:
             weakseg_or_exit(cmd)
         result = json.loads((run_dir / "eval" / f"{TAG}_crf.json").read_text())
         plain = json.loads((run_dir / "eval" / f"{TAG}.json").read_text())
+        entry |= loss_course(run_dir / "metrics.jsonl")
         entry |= {"miou_crf": result["miou"], "eval_crf_command": "weakseg " + " ".join(cmd),
                   "fg_share": foreground_shares(plain)[0],
                   "fg_share_crf": foreground_shares(result)[0]}  # fmt: skip
@@ -299,8 +309,22 @@ def render(rows: dict[str, dict]) -> str:
               "67.6 = 0.75). fg pixels: share of the dev_val pixels predicted as any object class "
               "(paper Fig. 6)" + (f"; the masks have {100 * true_fg:.1f}%" if true_fg else "")
               + ". Measured with `python -m benchmarks.sec`."]  # fmt: skip
-    lines += _verdicts(rows)
+    lines += _verdicts(rows) + _divergences(rows)
     return "\n".join(lines)
+
+
+def _divergences(rows: dict[str, dict]) -> list[str]:
+    """A line per row with seeds whose training loss ended far above its lowest value."""
+    out = []
+    for name in RUNS:
+        seeds = rows.get(name, {}).get("seeds", {})
+        bad = [s for s in seeds.values() if s.get("diverged")]
+        if bad:
+            low = min(s["loss_min"] for s in bad)
+            high = max(s["loss_final"] for s in bad)
+            out.append(f"- {name}: training diverged in {len(bad)} of {len(seeds)} seeds (loss "
+                       f"down to {low:.1f}, then up to {high:.1f} at the end).")  # fmt: skip
+    return [""] + out if out else []
 
 
 def _verdicts(rows: dict[str, dict]) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 
 import numpy as np
 from benchmarks import sec
@@ -118,3 +119,29 @@ def test_render_shows_the_predicted_foreground_share():
     text = sec.render({"sec-gmp": row})
     assert "| 18.0% | 12.5% | 9.0 |" in text  # fg shares without and with the CRF, minutes
     assert "the masks have 29.1%" in text
+
+
+def test_loss_course_flags_a_run_whose_loss_climbs_back(tmp_path):
+    def course(losses):
+        lines = [json.dumps({"iteration": i, "loss": v}) for i, v in enumerate(losses)]
+        lines.insert(1, json.dumps({"iteration": 1, "val_miou": 0.3}))  # a line without loss
+        (tmp_path / "m.jsonl").write_text("\n".join(lines))
+        return sec.loss_course(tmp_path / "m.jsonl")
+
+    good = course([7.0, 4.0, 2.0, 1.0, 0.9, 0.8, 0.7, 0.7])
+    assert good["loss_min"] == 0.7 and not good["diverged"]
+    bad = course([7.0, 4.0, 9.0, 11.0, 12.0, 11.0, 12.0, 11.5])
+    assert bad["loss_min"] == 4.0 and bad["loss_final"] == (12 + 11 + 12 + 11 + 11.5) / 5
+    assert bad["diverged"]
+
+
+def test_render_names_the_rows_that_diverged():
+    def seed(diverged):
+        final = 11.7 if diverged else 3.0
+        return {"miou": 0.03, "miou_crf": 0.03, "train_command": "weakseg train x",
+                "loss_min": 3.9, "loss_final": final, "diverged": diverged}  # fmt: skip
+
+    row = {"seeds": {"0": seed(True), "1": seed(False)}, "miou": seed_stats([0.03, 0.03]),
+           "miou_crf": seed_stats([0.03, 0.03]), "train_minutes": {"mean": 9.0}}  # fmt: skip
+    text = sec.render({"sec-gmp": row})
+    assert "- sec-gmp: training diverged in 1 of 2 seeds (loss down to 3.9, then up to 11.7" in text
