@@ -12,7 +12,7 @@ because `weakseg lpg` resumes its run directory):
                        network), crop=image (the code's crops), crop256 (finer crops, tighter
                        context), tune32 (lite0's stride-32 stage trained too), lite2 (the
                        protocol's encoder instead of lite0), it1000 (1000 iterations, the
-                       configs' budget, not 400), lite2-it1000 (both), aux30 / aux60
+                       configs' budget, not 400), it200, lite2-it1000 (both), aux30 / aux60
                        (Table 8: 30% / 60% of the auxiliary images), flip (stage1-c's generator,
                        labelling with the test-time flip)
   stages-<setup>       all 3 stages of the config (3 seeds: lpg.seed = segmenter.train.seed = k):
@@ -66,6 +66,7 @@ ABLATIONS = {
     "crop256": ["lpg.crop_size=256", "lpg.context=0.4", "lpg.batch_size=5"],
     "tune32": ["lpg.freeze=stride16"],
     "lite2": ["lpg.encoder=tf_efficientnet_lite2"],
+    "it200": ["lpg.iterations=200"],
     "it1000": ["lpg.iterations=1000"],  # the configs' budget per stage
     "lite2-it1000": ["lpg.encoder=tf_efficientnet_lite2", "lpg.iterations=1000"],
     "hourglass": ["lpg.arch=hourglass"],
