@@ -29,3 +29,21 @@ def test_each_stage_is_compared_with_the_one_before_by_the_spread():
 def test_one_seed_gives_the_gap_but_no_verdict():
     text = lpg.render({"stages-c": stages_row([0.70], [0.73])})
     assert "stage 2 vs stage 1 (pseudo masks, 1 seed(s)): +3.0 (one seed: no spread to" in text
+
+
+def stage1_row(name, *per_seed):
+    seeds = {str(k): {"miou": v, "command": f"weakseg lpg x lpg.seed={k}"}
+             for k, v in enumerate(per_seed)}  # fmt: skip
+    stats = seed_stats(list(per_seed))
+    return {"name": name, "setup": "c", "seed": 0, "seeds": seeds, "miou": stats["mean"],
+            "miou_stats": stats, "cpu_seconds_per_image": 0.1, "generator_seconds": 120,
+            "aux_samples": 1094, "command": "weakseg lpg x lpg.seed=0"}  # fmt: skip
+
+
+def test_stage1_rows_show_the_spread_or_say_they_are_one_run():
+    rows = {"stage1-c": stage1_row("stage1-c", 0.69, 0.70, 0.68),
+            "stage1-c-lite2": stage1_row("stage1-c-lite2", 0.679)}  # fmt: skip
+    text = lpg.render(rows)
+    assert "| lpg c | dev_train, all classes | 1 | 69.0 ± 1.0 |" in text
+    assert "| lpg c-lite2 | dev_train, all classes | 1 | 67.9 (one run, seed 0) |" in text
+    assert "stage1-c over 3 seeds: 69.0 ± 1.0 (range 68.0-70.0)" in text
