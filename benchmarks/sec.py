@@ -146,7 +146,7 @@ def threshold_sweep(args: argparse.Namespace) -> dict:
         command += ["--cue-option", option]
     return {
         "name": "cue-thresholds", "dataset": spec, "shard": args.cue_shard,
-        "classifier_seed": _train_seed(run_dir),
+        "classifier_seed": _config_value(run_dir, "seed", "train"),
         "options": options, "minutes": (time.perf_counter() - start) / 60,
         "thresholds": {str(t): summarise_counts(totals[t], len(ids)) for t in args.fg_thresholds},
         "command": " ".join(command),
@@ -188,7 +188,7 @@ def cues_row(args: argparse.Namespace, overrides: list[str] | None = None) -> di
     summary = json.loads((run_dir / "train_summary.json").read_text())
     return cue_statistics(spec, labels) | {
         "name": "cues", "dataset": spec, "shard": args.cue_shard,
-        "classifier_seed": _train_seed(run_dir),
+        "classifier_seed": _config_value(run_dir, "seed", "train"),
         "classifier_minutes": summary["seconds"] / 60,
         "feature_cache": summary.get("feature_cache"), "labels_minutes": seconds / 60,
         "train_command": "weakseg " + " ".join(train_cmd),
@@ -196,17 +196,12 @@ def cues_row(args: argparse.Namespace, overrides: list[str] | None = None) -> di
     }  # fmt: skip
 
 
-def _config_value(run_dir: Path, key: str):
+def _config_value(run_dir: Path, key: str, section: str = "data"):
+    """One value of a training run's saved config (e.g. its warp size, or its seed: a cue row
+    measures one classifier, not a seeded table row)."""
     from weakseg.config import load_config
 
-    return getattr(load_config(run_dir / "config.yaml").data, key)
-
-
-def _train_seed(run_dir: Path) -> int:
-    """The seed of a training run (a cue row measures one classifier, not a seeded table row)."""
-    from weakseg.config import load_config
-
-    return load_config(run_dir / "config.yaml").train.seed
+    return getattr(getattr(load_config(run_dir / "config.yaml"), section), key)
 
 
 def foreground_shares(result: dict) -> tuple[float, float]:

@@ -53,8 +53,9 @@ def test_threshold_sweep_scores_each_threshold_on_the_same_maps(tmp_path, monkey
     cam = np.array([[[2.0, 4.0], [3.0, 10.0]]])
     saliency = np.array([[5.0, 6.0], [0.0, 7.0]])
     monkeypatch.setattr("weakseg.data.specs.open_dataset", lambda spec: TwoImages())
-    monkeypatch.setattr(sec, "_config_value", lambda run_dir, key: 64)
-    monkeypatch.setattr(sec, "_train_seed", lambda run_dir: 0)
+    saved = {("data", "crop_size"): 64, ("train", "seed"): 0}  # the classifier's config
+    monkeypatch.setattr(sec, "_config_value", lambda run_dir, key, section="data":
+                        saved[section, key])  # fmt: skip
     classifier = TrainedModel(None, "sec-classifier", "classifier")
     monkeypatch.setattr("weakseg.cli.trained_for_generator", lambda name, params: classifier)
     monkeypatch.setattr("weakseg.pseudo.sec.SecCueGenerator.cam_and_saliency",
