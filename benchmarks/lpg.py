@@ -13,8 +13,10 @@ because `weakseg lpg` resumes its run directory):
                        context), tune32 (lite0's stride-32 stage trained too), lite2 (the
                        protocol's encoder instead of lite0), it1000 (1000 iterations, the
                        configs' budget, not 400), it200, lite2-it1000 (both), aux30 / aux60
-                       (Table 8: 30% / 60% of the auxiliary images), flip (stage1-c's generator,
-                       labelling with the test-time flip)
+                       (Table 8: 30% / 60% of the auxiliary images)
+  stage1-c-<variant>   stage1-c's generators (each seed's) labelling dev_val again with a
+                       test-time option: flip (the mirrored input's margin averaged in), crf (a
+                       dense CRF on g's probabilities, ours), flip-crf (both)
   stages-<setup>       all 3 stages of the config (3 seeds: lpg.seed = segmenter.train.seed = k):
                        pseudo-mask mIoU on dev_val per stage (setups a, b: dev_val labelled with
                        g_r fed by the stage r-1 segmenter of the target run) and the segmenter's
@@ -98,9 +100,12 @@ def label_stats(label_dir: Path) -> dict:
 
 def stage1_row(setup: str, extra: list[str], out: Path, voc: str, name: str,
                seeds=(0,)) -> dict:  # fmt: skip
-    """One run per seed (``runs/<name>`` for seed 0, ``runs/<name>-seed<k>`` otherwise); the
-    first seed's record, with every seed's mIoU and command and ``miou`` = their mean."""
-    runs = {str(k): _stage1_run(setup, extra, out, voc, name, k) for k in seeds}
+    """One run per seed (``runs/<name>`` for seed 0, ``runs/<name>-seed<k>`` otherwise)."""
+    return _over_seeds({str(k): _stage1_run(setup, extra, out, voc, name, k) for k in seeds})
+
+
+def _over_seeds(runs: dict[str, dict]) -> dict:
+    """The first seed's record, with every seed's mIoU and command and ``miou`` = their mean."""
     first = next(iter(runs.values()))
     per_seed = {k: {"miou": r["miou"], "command": r["command"]} for k, r in runs.items()}
     stats = seed_stats([r["miou"] for r in runs.values()])
@@ -139,16 +144,30 @@ def _stage1_run(setup: str, extra: list[str], out: Path, voc: str, name: str, se
     }  # fmt: skip
 
 
-def flip_row(out: Path, voc: str, name: str) -> dict:
-    """stage1-c's generator again, with the test-time flip (``flip=true``): labelling only."""
-    base = _stage1_run("c", [], out, voc, "stage1-c", 0)  # finished: only read back
+LABEL_VARIANTS = {
+    "flip": ["flip=true"],
+    "crf": ["crf=true"],
+    "flip-crf": ["flip=true", "crf=true"],
+}
+
+
+def relabel_row(out: Path, voc: str, name: str, variant: str, seeds=(0,)) -> dict:
+    """stage1-c's generators (one per seed, trained by the stage1-c row) labelling dev_val again
+    with a test-time option of ``LABEL_VARIANTS``: labelling only."""
+    runs = {str(k): _relabel_run(out, voc, name, variant, k) for k in seeds}
+    return _over_seeds(runs)
+
+
+def _relabel_run(out: Path, voc: str, name: str, variant: str, seed: int) -> dict:
+    base = _stage1_run("c", [], out, voc, "stage1-c", seed)  # finished: only read back
     val = SETUPS["c"][1].format(voc=voc)
-    labels = out / "runs" / "stage1-c" / "stage1" / "dev_val_flip_labels"
-    gen = out / "runs" / "stage1-c" / "stage1" / "generator.pt"
+    stage = out / "runs" / ("stage1-c" if seed == 0 else f"stage1-c-seed{seed}") / "stage1"
+    labels = stage / f"dev_val_{variant}_labels"
     cmd = ["labels", "--dataset", val, "--generator", "lpg", "--out", str(labels), "--workers",
-           "1", "--no-progress", f"generator={gen}", "flip=true"]  # fmt: skip
+           "1", "--no-progress", f"generator={stage / 'generator.pt'}"]  # fmt: skip
+    cmd += LABEL_VARIANTS[variant]
     lpg(cmd)
-    result = labels.with_name("dev_val_flip_labels_eval.json")
+    result = labels.with_name(f"dev_val_{variant}_labels_eval.json")
     lpg(["eval-labels", "--dataset", val, "--labels", str(labels), "--json", str(result),
          "--no-progress"])  # fmt: skip
     scored = json.loads(result.read_text())
@@ -207,7 +226,7 @@ STAGE_ABLATIONS = {"fixed": ["lpg.fixed=true"], "hourglass": ["lpg.arch=hourglas
 
 def row_names() -> list[str]:
     names = [f"stage1-{s}" for s in ("c", "b", "a")]
-    names += [f"stage1-c-{a}" for a in ABLATIONS] + ["stage1-c-flip"]
+    names += [f"stage1-c-{a}" for a in ABLATIONS] + [f"stage1-c-{v}" for v in LABEL_VARIANTS]
     names += [f"stages-{s}" for s in ("c", "b", "a")]
     return names + [f"stages-b-{a}" for a in STAGE_ABLATIONS]
 
@@ -217,8 +236,8 @@ def make_row(name: str, out: Path, voc: str, seeds=SEEDS, stage_options=()) -> d
     which the row records."""
     kind, _, rest = name.partition("-")
     setup, _, ablation = rest.partition("-")
-    if name == "stage1-c-flip":
-        return flip_row(out, voc, name)
+    if kind == "stage1" and ablation in LABEL_VARIANTS:
+        return relabel_row(out, voc, name, ablation, seeds)
     if kind == "stage1":
         return stage1_row(setup, ABLATIONS.get(ablation, []), out, voc, name, seeds)
     extra = [*STAGE_ABLATIONS.get(ablation, []), *stage_options]

@@ -136,3 +136,44 @@ def test_the_lite_generator_file_keeps_its_encoder(tmp_path):
         return sum(p.numel() for p in m.encoder.parameters())
 
     assert size(loaded) == size(net) != size(lite0)  # lite1 is lite0 with more blocks
+
+
+def test_crf_unaries_are_g_probabilities_inside_the_boxes(monkeypatch):
+    """crf=true: q_c = sigmoid(margin_c) * box_c, q_bg = prod_c (1 - q_c), by hand; where two
+    objects overlap only the overlap-rate winner stays a candidate. The CRF is replaced by the
+    identity so its input is the output."""
+    seen = {}
+
+    def identity(image, probs, params):
+        seen["probs"] = probs
+        return probs.copy()
+
+    monkeypatch.setattr("weakseg.pseudo.lpg.dense_crf", identity)
+    l3, l9 = np.log(3.0), np.log(9.0)  # sigmoid: 0.75, 0.9
+    box3, box5 = _rect(2, 4, 0, 2, 0, 2), _rect(2, 4, 0, 2, 1, 4)  # columns 0-1 and 1-3
+    m3 = np.array([[l3, l3, 5.0, -5.0], [-l3, l3, 5.0, -5.0]], dtype=np.float32)
+    m5 = np.array([[l9, l9, l3, l3], [l9, l9, l3, l3]], dtype=np.float32)
+    # objects (margin > 0 inside the box): class 3 = 3 px, class 5 = 6 px, sharing column 1;
+    # overlap rates 2/3 for class 3, 2/6 for class 5: column 1 is class 3's although p_5 > p_3
+    gen = LpgGenerator(generator="unused.pt", crf=True)
+    image = np.zeros((2, 4, 3), dtype=np.uint8)
+    labels = gen.crf_labels(image, {3: m3, 5: m5}, {3: box3, 5: box5})
+    probs = seen["probs"]
+    np.testing.assert_allclose(probs[:, 0, 0], [0.25, 0.75, 0.0], atol=1e-6)  # 0.9 off its box
+    np.testing.assert_allclose(probs[:, 1, 0], [0.75, 0.25, 0.0], atol=1e-6)
+    np.testing.assert_allclose(probs[:, 0, 1], [0.25, 0.75, 0.0], atol=1e-6)  # 5 lost: q_5 = 0
+    np.testing.assert_allclose(probs[:, 0, 2], [0.25, 0.0, 0.75], atol=1e-6)  # 3 off its box
+    assert labels.tolist() == [[3, 3, 5, 5], [0, 3, 5, 5]]
+
+
+def test_crf_moves_the_boundary_to_the_colour_edge():
+    """g's object (margin > 0) runs 8 px past a black/white edge at column 32; thresholding keeps
+    those 8 white columns, the dense CRF gives them to the background like the white rest."""
+    image = np.zeros((64, 64, 3), dtype=np.uint8)
+    image[:, 32:] = 255
+    margin = np.where(np.arange(64) < 40, 1.0, -1.0).astype(np.float32)[None].repeat(64, 0)
+    box = np.ones((64, 64), dtype=bool)
+    gen = LpgGenerator(generator="unused.pt", crf=True)
+    labels = gen.crf_labels(image, {4: margin}, {4: box})
+    assert (labels[:, :32] == 4).mean() > 0.95
+    assert (labels[:, 32:40] == 0).mean() > 0.95

@@ -21,6 +21,16 @@ region around the union of c's boxes, widened by ``context`` on each side and re
 multiple, as the authors' code does at inference (its training crops are random 512 x 512 crops
 of the rescaled image that overlap the class's boxes).
 
+``crf=true`` (ours, not in the paper or the authors' code): instead of thresholding each class's
+p_c, a dense CRF (``weakseg.crf``, BANA's stage-2 kernels unless given) runs over background and
+the classes present with unaries
+
+    q_c = p_c * y^{b_c},   q_bg = prod_c (1 - q_c)
+
+and each pixel takes the argmax of the marginals among background and the classes whose boxes
+cover it (overlaps are then decided by the marginals, not the overlap-rate rule). g predicts at
+stride 4 from a frozen encoder; the CRF moves its boundaries to the image's colour edges.
+
 ``weakseg labels --generator lpg generator=FILE [run_dir=SEGMENTER_RUN]``: FILE is a generator
 file written by `weakseg lpg` (``RUN/stageR/generator.pt``); a stage >= 2 generator needs the
 previous stage's segmenter run, which the CLI loads and hands over (``attach_model``).
@@ -36,6 +46,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from weakseg.crf import CrfParams, dense_crf
 from weakseg.data.boxes import class_box_masks
 from weakseg.data.sample import Sample
 from weakseg.pseudo.base import Generator, TrainedModel
@@ -113,13 +124,14 @@ def union_box(mask: np.ndarray) -> np.ndarray:
 
 
 @dataclass
-class LpgGenerator(Generator):
+class LpgGenerator(CrfParams, Generator):
     name: ClassVar[str] = "lpg"
     needs_model: ClassVar[str] = "segmenter"  # any `weakseg train` run (stage >= 2 only)
     generator: str = ""  # a generator file of `weakseg lpg` (RUN/stageR/generator.pt)
     run_dir: str = ""  # stage >= 2: the previous stage's segmenter run on these images
     batch: int = 8  # classes per forward pass
     flip: bool = False  # average g's margin with that of the mirrored input (test-time flip)
+    crf: bool = False  # a dense CRF on g's probabilities instead of thresholds (module docstring)
     device: str = "cpu"
     _net: object = field(default=None, init=False, repr=False, compare=False)
     _info: dict = field(default_factory=dict, init=False, repr=False, compare=False)
@@ -190,15 +202,38 @@ class LpgGenerator(Generator):
         height, width = sample.height, sample.width
         masks = class_box_masks(sample.boxes, sample.box_labels, height, width)
         probs = self.segmenter_probs(sample.image) if self.uses_segmenter else None
-        foreground = {}
+        margins = {}
         classes = sorted(masks)
         for start in range(0, len(classes), self.batch):
             chunk = classes[start : start + self.batch]
             guides = [self.guide(masks[c], probs, c) for c in chunk]
-            objects = self.object_maps(net, sample.image, guides, [masks[c] for c in chunk])
-            for c, obj in zip(chunk, objects, strict=True):
-                foreground[c] = obj & masks[c]  # psi(p) x y^{b_c}
+            found = self.object_margins(net, sample.image, guides, [masks[c] for c in chunk])
+            margins.update(zip(chunk, found, strict=True))
+        if self.crf:
+            return self.crf_labels(sample.image, margins, masks)
+        foreground = {c: (margins[c] > 0) & masks[c] for c in classes}  # psi(p) x y^{b_c}
         return compose_classes(foreground, height, width)
+
+    def crf_labels(self, image: np.ndarray, margins: dict[int, np.ndarray],
+                   masks: dict[int, np.ndarray]) -> np.ndarray:  # fmt: skip
+        """``crf=true``: dense CRF over q_bg = prod_c (1 - q_c) and q_c = p_c * y^{b_c}, where
+        p_c = softmax of g's two channels = sigmoid(margin); a class only inside its boxes."""
+        height, width = image.shape[:2]
+        classes = sorted(margins)
+        if not classes:
+            return np.zeros((height, width), dtype=np.uint8)
+        boxes = np.stack([masks[c] for c in classes]).astype(np.float32)
+        stacked = np.stack([margins[c] for c in classes])
+        objects = boxes / (1.0 + np.exp(-stacked))
+        # where several classes' objects overlap, only the overlap-rate winner stays a candidate
+        winner = compose_classes({c: (margins[c] > 0) & masks[c] for c in classes}, height, width)
+        for k, c in enumerate(classes):
+            objects[k][(stacked[k] > 0) & (winner != c) & (winner > 0)] = 0.0
+        background = np.prod(1.0 - objects, axis=0, keepdims=True)
+        marginals = dense_crf(image, np.concatenate([background, objects]), self.crf_params())
+        marginals[1:] *= boxes
+        lut = np.asarray([0, *classes], dtype=np.uint8)
+        return lut[marginals.argmax(0)]
 
     @staticmethod
     def guide(box_mask: np.ndarray, probs: np.ndarray | None, c: int) -> np.ndarray:
@@ -220,9 +255,10 @@ class LpgGenerator(Generator):
         return seg.eval().predict(x).float().softmax(1)[0].cpu().numpy()
 
     @torch.inference_mode()
-    def object_maps(self, net, image: np.ndarray, guides: list[np.ndarray],
-                    box_masks: list[np.ndarray]) -> list[np.ndarray]:  # fmt: skip
-        """H x W bool argmax(p_c) == object, one per guide."""
+    def object_margins(self, net, image: np.ndarray, guides: list[np.ndarray],
+                       box_masks: list[np.ndarray]) -> list[np.ndarray]:  # fmt: skip
+        """H x W float32 margin of g's object channel over its rest channel (> 0: argmax(p_c)
+        is the object), one per guide."""
         if self._info.get("crop", "boxes") == "image":
             return [self._whole_image(net, image, g) for g in guides]
         size = int(self._info["crop_size"])
@@ -243,8 +279,7 @@ class LpgGenerator(Generator):
         out = []
         for lg, mat in zip(logits, mats, strict=True):
             margin = (lg[1] - lg[0]).astype(np.float32)  # > 0 where the object wins
-            back = warp(margin, mat, (width, height), True, -1.0, inverse=True)
-            out.append(back > 0)
+            out.append(warp(margin, mat, (width, height), True, -1.0, inverse=True))
         return out
 
     def _whole_image(self, net, image: np.ndarray, guide: np.ndarray) -> np.ndarray:
@@ -255,7 +290,7 @@ class LpgGenerator(Generator):
                      constant_values=PAD_GREY)  # fmt: skip
         g = np.pad(guide, ((0, ph), (0, pw), (0, 0)))
         lg = self._run(net, img[None], g[None])[0]
-        return (lg[1] - lg[0])[:height, :width] > 0
+        return (lg[1] - lg[0])[:height, :width].astype(np.float32)
 
     def _run(self, net, images: np.ndarray, guides: np.ndarray) -> np.ndarray:
         """B x H x W x 3 and B x H x W x G arrays -> B x 2 x H x W logits (bilinear from
