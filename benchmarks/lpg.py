@@ -9,9 +9,10 @@ because `weakseg lpg` resumes its run directory):
                        `weakseg lpg CONFIG lpg.stages=1 lpg.deploy_segmenter=false
                        lpg.target=<dev_val>`; mIoU, s/img on 1 worker, generator training time
   stage1-c-<ablation>  the same for setup c with one setting changed: hourglass (the paper's
-                       network), crop=image (the code's crops), crop256 (finer crops, tighter
-                       context), tune32 (lite0's stride-32 stage trained too), lite2 (the
-                       protocol's encoder instead of lite0), it1000 (1000 iterations, the
+                       network, at crops of 256: it needs multiples of 128), crop=image
+                       (the code's crops), crop256 (finer crops, tighter context), tune32
+                       (lite0's stride-32 stage trained too), lite2 (the protocol's encoder
+                       instead of lite0), it1000 (1000 iterations, the
                        configs' budget, not 400), it200, lite2-it1000 (both), aux30 / aux60
                        (Table 8: 30% / 60% of the auxiliary images)
   stage1-c-<variant>   stage1-c's generators (each seed's) labelling dev_val again with a
@@ -73,7 +74,7 @@ ABLATIONS = {
     "it200": ["lpg.iterations=200"],
     "it1000": ["lpg.iterations=1000"],  # the configs' budget per stage
     "lite2-it1000": ["lpg.encoder=tf_efficientnet_lite2", "lpg.iterations=1000"],
-    "hourglass": ["lpg.arch=hourglass"],
+    "hourglass": ["lpg.arch=hourglass", "lpg.crop_size=256"],  # it needs multiples of 128
     "image-crops": ["lpg.crop=image", "lpg.crop_size=320"],
     "aux30": ["lpg.aux_fraction=0.3"],
     "aux60": ["lpg.aux_fraction=0.6"],
@@ -241,7 +242,10 @@ def reference_row(out: Path, voc: str, name: str, generator: str) -> dict:
 
 
 REFERENCE_GENERATORS = ("box", "grabcut", "crf-box")
-STAGE_ABLATIONS = {"fixed": ["lpg.fixed=true"], "hourglass": ["lpg.arch=hourglass"]}
+STAGE_ABLATIONS = {
+    "fixed": ["lpg.fixed=true"],
+    "hourglass": ["lpg.arch=hourglass", "lpg.crop_size=256"],
+}
 
 
 def row_names() -> list[str]:

@@ -141,6 +141,8 @@ def test_training_example_targets_the_class_only(crop):
         ("lpg.colour=1", "unknown config key 'lpg.colour'"),
         ("train.lr=1", "lpg.key=value"),
         ("lpg.deploy_segmenter=false", "1 stage only"),
+        ("lpg.crop_size=80", "lpg.crop_size=80: the lite generator needs a multiple of 32"),
+        ("lpg.arch=hourglass", "lpg.crop_size=64: the hourglass generator needs a multiple of 128"),
     ],
 )
 def test_bad_config_is_named(override, message):

@@ -56,6 +56,7 @@ from weakseg.data.sample import IGNORE
 from weakseg.data.specs import open_dataset
 from weakseg.engine.memory import keep_freed_memory
 from weakseg.models.lpg import (
+    GENERATOR_ARCHS,
     build_generator_net,
     load_generator,
     read_generator_file,
@@ -147,6 +148,11 @@ def check_settings(s: LpgSettings) -> None:
                 "log_every", "width", "workers"):  # fmt: skip
         if getattr(s, key) < 1:
             raise ConfigError(f"lpg.{key} must be >= 1, got {getattr(s, key)}")
+    multiple = GENERATOR_ARCHS[s.arch].DEFAULT_SIZE_MULTIPLE
+    if s.crop_size % multiple:
+        raise ConfigError(
+            f"lpg.crop_size={s.crop_size}: the {s.arch} generator needs a multiple of {multiple}"
+        )
     if not 0 < s.aux_fraction <= 1:
         raise ConfigError(f"lpg.aux_fraction must be in (0, 1], got {s.aux_fraction}")
     if s.fixed and not s.target:

@@ -87,6 +87,8 @@ class HourglassGenerator(nn.Module):
     probability of the class). Inputs must be padded to a multiple of :attr:`size_multiple`.
     """
 
+    DEFAULT_SIZE_MULTIPLE = 4 * 2 ** (len(LEVEL_CHANNELS) - 1)  # with the default channels
+
     def __init__(
         self,
         guide_channels: int = 1,

@@ -39,6 +39,8 @@ LITE_LEVELS = (1, 2, 3, 4)  # the encoder's levels at strides 4, 8, 16, 32
 class LiteGenerator(nn.Module):
     """A CPU-sized generator: lite encoder on the image + guide concatenated at 4 scales."""
 
+    DEFAULT_SIZE_MULTIPLE = 32
+
     def __init__(
         self,
         guide_channels: int = 1,
@@ -49,7 +51,7 @@ class LiteGenerator(nn.Module):
     ) -> None:
         super().__init__()
         self.guide_channels = guide_channels
-        self.size_multiple = 32
+        self.size_multiple = self.DEFAULT_SIZE_MULTIPLE
         self.encoder = build_encoder(encoder, weights, freeze=freeze)
         mean, std = encoder_normalization(encoder)
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1))
