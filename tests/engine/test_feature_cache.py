@@ -72,12 +72,15 @@ def test_a_second_open_reuses_the_cache_and_a_changed_key_rebuilds(tmp_path, mon
     assert len(dirs) == 4 and len(built) == 3
 
 
-def test_a_binary_task_reads_the_cache_of_its_inner_dataset(tmp_path, monkeypatch):
+@pytest.mark.parametrize("wrapper", ["binary:ring:", "classes:1-2:"])
+def test_a_binary_or_class_subset_task_reads_the_cache_of_its_inner_dataset(
+    tmp_path, monkeypatch, wrapper
+):
     cfg, data, model = _setup(tmp_path, "data.train=synthetic:4:0")
     root = tmp_path / "cache"
     plain = open_cache(model, data, views=2, root=root, progress=False)
-    _, binary_data, _ = _setup(tmp_path, "data.train=binary:ring:synthetic:4:0")
-    assert binary_data.dataset.spec.startswith("binary:ring:")
+    _, binary_data, _ = _setup(tmp_path, f"data.train={wrapper}synthetic:4:0")
+    assert binary_data.dataset.spec.startswith(wrapper)
     built = []
     monkeypatch.setattr(feature_cache, "_build", lambda *a: built.append(a))
     binary = open_cache(model, binary_data, views=2, root=root, progress=False)

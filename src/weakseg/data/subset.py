@@ -56,6 +56,10 @@ class ClassSubsetDataset(Dataset):
         self.spec = f"classes:{text}:{inner.spec}"
 
     @property
+    def image_spec(self) -> str:
+        return self.inner.image_spec  # the same images and crops, so the same feature cache
+
+    @property
     def identity(self) -> str:
         listed = ",".join(map(str, self.keep))
         return f"classes:{listed}:{self.inner.identity}"
