@@ -20,6 +20,9 @@ because `weakseg lpg` resumes its run directory):
                        dense CRF on g's probabilities, ours), flip-crf (both)
   ref-b-<generator>    box / grabcut / crf-box on setup b's target (classes 11-20 of dev_val):
                        what setup b's generators are compared with
+  full-b               `full` on the masks of classes 11-20 of dev_train, scored on those of
+                       dev_val, with the stages rows' segmenter.* options (seeds --seeds): what
+                       setup b's segmenters are divided by
   stages-<setup>       all 3 stages of the config (3 seeds: lpg.seed = segmenter.train.seed = k):
                        pseudo-mask mIoU on dev_val per stage (setups a, b: dev_val labelled with
                        g_r fed by the stage r-1 segmenter of the target run) and the segmenter's
@@ -55,6 +58,7 @@ from benchmarks.common import (
     mean_spread,
     run_rows,
     seed_stats,
+    train_seeds,
 )
 from benchmarks.results_md import replace_section
 from weakseg.cli import main as weakseg
@@ -242,6 +246,20 @@ def reference_row(out: Path, voc: str, name: str, generator: str) -> dict:
 
 
 REFERENCE_GENERATORS = ("box", "grabcut", "crf-box")
+FULL_ROW = "train_baselines_cpu/full.json"  # `full` on all classes: setups a and c
+
+
+def full_b_row(out: Path, voc: str, name: str, seeds, stage_options=()) -> dict:
+    """`full` for setup b: the segmenter trained on the masks of classes 11-20 of dev_train and
+    scored on classes 11-20 of dev_val, with the stages rows' segmenter settings (the
+    ``segmenter.*`` stage options, prefix dropped): what setup b's segmenters are divided by."""
+    train = SETUPS["b"][1].format(voc=voc).replace(":dev_val", ":dev_train")
+    val = SETUPS["b"][1].format(voc=voc)
+    overrides = [f"data.train={train}", f"data.val={val}", "train.eval_every=0"]
+    overrides += [o.removeprefix("segmenter.") for o in stage_options if o.startswith("segmenter.")]
+    return train_seeds(name, "configs/voc_full_cpu.yaml", overrides, out / "runs", val, seeds)
+
+
 STAGE_ABLATIONS = {
     "fixed": ["lpg.fixed=true"],
     "hourglass": ["lpg.arch=hourglass", "lpg.crop_size=256"],
@@ -251,7 +269,7 @@ STAGE_ABLATIONS = {
 def row_names() -> list[str]:
     names = [f"stage1-{s}" for s in ("c", "b", "a")]
     names += [f"stage1-c-{a}" for a in ABLATIONS] + [f"stage1-c-{v}" for v in LABEL_VARIANTS]
-    names += [f"ref-b-{g}" for g in REFERENCE_GENERATORS]
+    names += [f"ref-b-{g}" for g in REFERENCE_GENERATORS] + ["full-b"]
     names += [f"stages-{s}" for s in ("c", "b", "a")]
     return names + [f"stages-b-{a}" for a in STAGE_ABLATIONS]
 
@@ -261,6 +279,8 @@ def make_row(name: str, out: Path, voc: str, seeds=SEEDS, stage_options=()) -> d
     which the row records."""
     kind, _, rest = name.partition("-")
     setup, _, ablation = rest.partition("-")
+    if name == "full-b":
+        return full_b_row(out, voc, name, seeds, stage_options)
     if kind == "ref":
         return reference_row(out, voc, name, name.removeprefix("ref-b-"))
     if kind == "stage1" and ablation in LABEL_VARIANTS:
@@ -327,15 +347,34 @@ def render(rows: dict[str, dict]) -> str:
                 lines.append(f"| lpg {name.removeprefix('stages-')} | {aux[row['setup']]} | "
                              f"{st['stage']} | {miou} | — | — | `{command}` |")  # fmt: skip
     lines += ["", _verdict(rows), *_stage_verdicts(rows)]
-    seg = [r for n, r in rows.items() if n.startswith("stages-") and r["setup"] != "c"]
-    if seg:
-        lines += ["", "Segmentation mIoU on dev_val per stage (CPU protocol, 3 seeds):", "",
-                  "| setup | stage 1 | stage 2 | stage 3 |", "|---|---|---|---|"]  # fmt: skip
-        for row in seg:
-            cells = [f"{100 * s['segmenter_miou']['mean']:.1f} ± "
-                     f"{100 * s['segmenter_miou']['std']:.1f}" for s in row["stages"]]  # fmt: skip
-            lines.append(f"| {row['setup']} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _segmentation_table(rows)) + "\n"
+
+
+def _segmentation_table(rows: dict[str, dict]) -> list[str]:
+    """Each stage's target segmenter on dev_val (setups a, b) and its ratio to `full` on the
+    same classes (Table 2 / 5 style): full-b for setup b, the baseline table's full for a."""
+    seg = {n: r for n, r in rows.items() if n.startswith("stages-") and r["setup"] != "c"}
+    if not seg:
+        return []
+    fulls = {"b": rows.get("full-b")}
+    if (HERE / "results" / FULL_ROW).exists():
+        fulls["a"] = json.loads((HERE / "results" / FULL_ROW).read_text())
+    lines = ["", "Segmentation mIoU on dev_val per stage (CPU protocol; mean ± sd over the "
+             "seeds; in brackets the ratio to `full` trained on the same classes' masks):", "",
+             "| row | seeds | stage 1 | stage 2 | stage 3 | full |",
+             "|---|---|---|---|---|---|"]  # fmt: skip
+    for name, row in seg.items():
+        full = fulls.get(row["setup"])
+        cells = []
+        for st in row["stages"]:
+            cell = mean_spread({"seeds": row["seeds"], "miou": st["segmenter_miou"]})
+            if full:
+                cell += f" ({st['segmenter_miou']['mean'] / full['miou']['mean']:.2f})"
+            cells.append(cell)
+        cells += ["—"] * (3 - len(cells))
+        cells.append(mean_spread(full) if full else "not measured")
+        lines.append(f"| {name} | {len(row['seeds'])} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def _verdict(rows: dict[str, dict]) -> str:

@@ -47,3 +47,24 @@ def test_stage1_rows_show_the_spread_or_say_they_are_one_run():
     assert "| lpg c | dev_train, all classes | 1 | 69.0 ± 1.0 |" in text
     assert "| lpg c-lite2 | dev_train, all classes | 1 | 67.9 (one run, seed 0) |" in text
     assert "stage1-c over 3 seeds: 69.0 ± 1.0 (range 68.0-70.0)" in text
+
+
+def test_segmentation_rows_are_divided_by_full_on_the_same_classes():
+    """Setup b's segmenters per stage (mean over seeds) / full-b's mean, by hand:
+    0.50 / 0.625 = 0.80 and 0.55 / 0.625 = 0.88."""
+    row = stages_row([0.66, 0.64], [0.68, 0.70])
+    row["setup"] = "b"
+    for st, seg in zip(row["stages"], ([0.48, 0.52], [0.55, 0.55]), strict=True):
+        st["segmenter_miou"] = seed_stats(seg)
+    full = {"seeds": {"0": {}, "1": {}}, "miou": seed_stats([0.60, 0.65])}
+    text = lpg.render({"full-b": full, "stages-b": row})
+    assert "| stages-b | 2 | 50.0 ± 2.8 (0.80) | 55.0 ± 0.0 (0.88) | — | 62.5 ± 3.5 |" in text
+    assert "| lpg b | dev_train, classes 1-10 (scored on 11-20) | 2 | 69.0 ± 1.4 |" in text
+
+
+def test_segmentation_rows_without_full_say_so():
+    row = stages_row([0.66])
+    row["setup"] = "b"
+    row["stages"][0]["segmenter_miou"] = seed_stats([0.5])
+    text = lpg.render({"stages-b": row})
+    assert "| stages-b | 1 | 50.0 (one seed) | — | — | not measured |" in text
