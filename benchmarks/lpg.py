@@ -204,13 +204,16 @@ def stages_row(setup: str, out: Path, voc: str, name: str, seeds=SEEDS, extra=()
         stage = {"stage": i + 1, "labels_miou": seed_stats([e["labels_miou"] for e in entries])}
         if setup != "c":
             stage["segmenter_miou"] = seed_stats([e["segmenter_miou"] for e in entries])
+            stage["target_labels_miou"] = seed_stats([e["target_labels_miou"] for e in entries])
         by_stage.append(stage)
     return {"name": name, "setup": setup, "dataset": val, "seeds": per_seed, "stages": by_stage}
 
 
 def _stage_entry(run: Path, row: dict, setup: str, val: str) -> dict:
     """One stage of one seed: dev_val's pseudo masks (labelled here for setups a, b, whose
-    target is dev_train) and the stage's segmenter on dev_val."""
+    target is dev_train; g_r >= 2 reads the stage r-1 target segmenter's probabilities of images
+    it never trained on), the target's own pseudo masks (setups a, b: dev_train's boxes, the
+    paper's measure) and the stage's segmenter on dev_val."""
     r = row["stage"]
     if setup == "c":
         return {"labels_miou": row["labels_miou"], "segmenter_miou": row.get("segmenter_miou")}
@@ -224,7 +227,8 @@ def _stage_entry(run: Path, row: dict, setup: str, val: str) -> dict:
     lpg(["eval-labels", "--dataset", val, "--labels", str(labels), "--json", str(result),
          "--no-progress"])  # fmt: skip
     miou = json.loads(result.read_text())["miou"]
-    return {"labels_miou": miou, "segmenter_miou": row.get("segmenter_miou"), "labels_command":
+    return {"labels_miou": miou, "target_labels_miou": row["labels_miou"],
+            "segmenter_miou": row.get("segmenter_miou"), "labels_command":
             "weakseg " + " ".join(cmd), **label_stats(labels)}  # fmt: skip
 
 
@@ -346,6 +350,12 @@ def render(rows: dict[str, dict]) -> str:
                 miou = mean_spread({"seeds": row["seeds"], "miou": st["labels_miou"]})
                 lines.append(f"| lpg {name.removeprefix('stages-')} | {aux[row['setup']]} | "
                              f"{st['stage']} | {miou} | — | — | `{command}` |")  # fmt: skip
+            for st in row["stages"]:
+                if "target_labels_miou" in st:
+                    miou = mean_spread({"seeds": row["seeds"], "miou": st["target_labels_miou"]})
+                    lines.append(f"| lpg {name.removeprefix('stages-')} on its target (dev_train "
+                                 f"boxes, not dev_val) | {aux[row['setup']]} | {st['stage']} | "
+                                 f"{miou} | — | — | `{command}` |")  # fmt: skip
     lines += ["", _verdict(rows), *_stage_verdicts(rows)]
     return "\n".join(lines + _segmentation_table(rows)) + "\n"
 
@@ -406,15 +416,21 @@ def _stage_verdicts(rows: dict[str, dict]) -> list[str]:
     out = []
     for name, row in rows.items():
         stages = row.get("stages", []) if name.startswith("stages-") else []
+        measures = [("labels_miou", "pseudo masks of dev_val"),
+                    ("target_labels_miou", "pseudo masks of the target, dev_train"),
+                    ("segmenter_miou", "segmenter on dev_val")]  # fmt: skip
         for prev, st in zip(stages, stages[1:], strict=False):
-            a, b = st["labels_miou"], prev["labels_miou"]
-            verdict = (
-                compare(a, b)
-                if len(row["seeds"]) > 1
-                else f"{100 * (a['mean'] - b['mean']):+.1f} (one seed: no spread to judge by)"
-            )
-            out.append(f"- {name}, stage {st['stage']} vs stage {prev['stage']} (pseudo masks, "
-                       f"{len(row['seeds'])} seed(s)): {verdict}.")  # fmt: skip
+            for key, what in measures:
+                if key not in st:
+                    continue
+                a, b = st[key], prev[key]
+                verdict = (
+                    compare(a, b)
+                    if len(row["seeds"]) > 1
+                    else f"{100 * (a['mean'] - b['mean']):+.1f} (one seed: no spread to judge by)"
+                )
+                out.append(f"- {name}, stage {st['stage']} vs stage {prev['stage']} ({what}, "
+                           f"{len(row['seeds'])} seed(s)): {verdict}.")  # fmt: skip
     return [""] + out if out else []
 
 
