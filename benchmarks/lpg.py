@@ -105,6 +105,20 @@ def label_stats(label_dir: Path) -> dict:
             / max(done, 1), "label_workers": runs[-1]["workers"]}  # fmt: skip
 
 
+def label_and_score(val: str, labels: Path, generator: str, params: list[str]) -> dict:
+    """`weakseg labels` + `weakseg eval-labels` of ``val`` into ``labels`` (resumed if there):
+    the command, the scores (``<labels>_eval.json``) and the labelling statistics."""
+    cmd = ["labels", "--dataset", val, "--generator", generator, "--out", str(labels),
+           "--workers", "1", "--no-progress", *params]  # fmt: skip
+    lpg(cmd)
+    result = labels.with_name(f"{labels.name}_eval.json")
+    lpg(["eval-labels", "--dataset", val, "--labels", str(labels), "--json", str(result),
+         "--no-progress"])  # fmt: skip
+    scored = json.loads(result.read_text())
+    return {"command": "weakseg " + " ".join(cmd), "miou": scored["miou"], "iou": scored["iou"],
+            **label_stats(labels)}  # fmt: skip
+
+
 def stage1_row(setup: str, extra: list[str], out: Path, voc: str, name: str,
                seeds=(0,)) -> dict:  # fmt: skip
     """One run per seed (``runs/<name>`` for seed 0, ``runs/<name>-seed<k>`` otherwise)."""
@@ -169,19 +183,10 @@ def _relabel_run(out: Path, voc: str, name: str, variant: str, seed: int) -> dic
     base = _stage1_run("c", [], out, voc, "stage1-c", seed)  # finished: only read back
     val = SETUPS["c"][1].format(voc=voc)
     stage = out / "runs" / ("stage1-c" if seed == 0 else f"stage1-c-seed{seed}") / "stage1"
-    labels = stage / f"dev_val_{variant}_labels"
-    cmd = ["labels", "--dataset", val, "--generator", "lpg", "--out", str(labels), "--workers",
-           "1", "--no-progress", f"generator={stage / 'generator.pt'}"]  # fmt: skip
-    cmd += LABEL_VARIANTS[variant]
-    lpg(cmd)
-    result = labels.with_name(f"dev_val_{variant}_labels_eval.json")
-    lpg(["eval-labels", "--dataset", val, "--labels", str(labels), "--json", str(result),
-         "--no-progress"])  # fmt: skip
-    scored = json.loads(result.read_text())
-    stats = label_stats(labels)
-    return base | {"name": name, "command": base["command"] + " && weakseg " + " ".join(cmd),
-                   "miou": scored["miou"], "iou": scored["iou"], **stats,
-                   "wall_seconds": stats["label_wall_seconds"]}  # fmt: skip
+    params = [f"generator={stage / 'generator.pt'}", *LABEL_VARIANTS[variant]]
+    done = label_and_score(val, stage / f"dev_val_{variant}_labels", "lpg", params)
+    return base | done | {"name": name, "command": base["command"] + " && " + done["command"],
+                          "wall_seconds": done["label_wall_seconds"]}  # fmt: skip
 
 
 def stages_row(setup: str, out: Path, voc: str, name: str, seeds=SEEDS, extra=()) -> dict:
@@ -217,36 +222,24 @@ def _stage_entry(run: Path, row: dict, setup: str, val: str) -> dict:
     r = row["stage"]
     if setup == "c":
         return {"labels_miou": row["labels_miou"], "segmenter_miou": row.get("segmenter_miou")}
-    labels = run / f"stage{r}" / "dev_val_labels"
-    cmd = ["labels", "--dataset", val, "--generator", "lpg", "--out", str(labels), "--workers",
-           "1", "--no-progress", f"generator={row['generator']}"]  # fmt: skip
+    params = [f"generator={row['generator']}"]
     if r > 1:
-        cmd.append(f"run_dir={run / f'stage{r - 1}' / 'segmenter'}")
-    lpg(cmd)
-    result = labels.with_name("dev_val_labels_eval.json")
-    lpg(["eval-labels", "--dataset", val, "--labels", str(labels), "--json", str(result),
-         "--no-progress"])  # fmt: skip
-    miou = json.loads(result.read_text())["miou"]
-    return {"labels_miou": miou, "target_labels_miou": row["labels_miou"],
-            "segmenter_miou": row.get("segmenter_miou"), "labels_command":
-            "weakseg " + " ".join(cmd), **label_stats(labels)}  # fmt: skip
+        params.append(f"run_dir={run / f'stage{r - 1}' / 'segmenter'}")
+    done = label_and_score(val, run / f"stage{r}" / "dev_val_labels", "lpg", params)
+    stats = {k: v for k, v in done.items() if k not in ("command", "miou", "iou")}
+    return {"labels_miou": done["miou"], "target_labels_miou": row["labels_miou"],
+            "segmenter_miou": row.get("segmenter_miou"), "labels_command": done["command"],
+            **stats}  # fmt: skip
 
 
 def reference_row(out: Path, voc: str, name: str, generator: str) -> dict:
     """A fixed generator (box, grabcut, crf-box) on setup b's target classes 11-20 of dev_val, so
     that setup b's generators are compared on the same boxes and pixels."""
     val = SETUPS["b"][1].format(voc=voc)
-    labels = out / "references" / name
-    cmd = ["labels", "--dataset", val, "--generator", generator, "--out", str(labels),
-           "--workers", "1", "--no-progress"]  # fmt: skip
-    lpg(cmd)
-    result = labels.with_name(f"{name}_eval.json")
-    lpg(["eval-labels", "--dataset", val, "--labels", str(labels), "--json", str(result),
-         "--no-progress"])  # fmt: skip
-    scored = json.loads(result.read_text())
+    done = label_and_score(val, out / "references" / name, generator, [])
     return {"name": name, "setup": "b", "generator": generator, "dataset": val,
-            "command": "weakseg " + " ".join(cmd), "miou": scored["miou"], "iou": scored["iou"],
-            **label_stats(labels)}  # fmt: skip
+            "seeds": "none: no training (grabcut seeds itself per call, the rest are "
+            "deterministic), so one run is the result", **done}  # fmt: skip
 
 
 REFERENCE_GENERATORS = ("box", "grabcut", "crf-box")
