@@ -7,8 +7,8 @@ Rows (one JSON each under benchmarks/results/protocol/; a finished row is not re
                   timed, then `weakseg eval` on dev_val; seeds --seeds
   option rows     voc_full_cpu.yaml with one setting changed, at the config's budget (as the
                   method tables; --iterations overrides it), to compare quality per
-                  minute: decoder width, LargeFOV, views per image K, encoder lite0/1/2, the last
-                  encoder stage trainable. The unchanged setting is the `full` row of
+                  minute: decoder width (the config's is 64), LargeFOV, views per image K,
+                  encoder lite0/1/2, the last encoder stage trainable. The unchanged setting is the `full` row of
                   benchmarks/results/train_baselines_cpu/.
 
     python -m benchmarks.protocol [--only full-cpu-cold] [--seeds 0 1 2] [--threads 1]
@@ -41,7 +41,7 @@ CONFIG = "configs/voc_full_cpu.yaml"
 # row -> (overrides of voc_full_cpu.yaml, what changes)
 OPTIONS = {
     "width-256": (["model.decoder_channels=256"], "DeepLabV3+ width 256"),
-    "width-64": (["model.decoder_channels=64"], "DeepLabV3+ width 64"),
+    "width-128": (["model.decoder_channels=128"], "DeepLabV3+ width 128"),
     "largefov": (["model.decoder=largefov", "model.decoder_channels=256"],
                  "LargeFOV (fc6/fc7) width 256 instead of DeepLabV3+"),
     "views-1": (["data.cache_views=1"], "K = 1 view per image"),
