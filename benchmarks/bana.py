@@ -273,6 +273,10 @@ def render(rows: dict[str, dict]) -> str:
             "",
         ]
     lines += label_table(rows)
+    dated = [n for n in [*CLASSIFIERS, *LABELS, "cam-precision"] if n in rows]
+    lines += ["", "Each classifier row is one training run; training it again replaces its run "
+              "directory, so a row dated before its classifier read an earlier run of it. Dates: "
+              + ", ".join(f"{n} {rows[n].get('date', '?')}" for n in dated) + "."]  # fmt: skip
     if "cam-precision" in rows:
         r = rows["cam-precision"]
         lines += [
