@@ -18,8 +18,9 @@ because `weakseg lpg` resumes its run directory):
   stage1-c-<variant>   stage1-c's generators (each seed's) labelling dev_val again with a
                        test-time option: flip (the mirrored input's margin averaged in), crf (a
                        dense CRF on g's probabilities, ours), flip-crf (both)
-  ref-b-<generator>    box / grabcut / crf-box on setup b's target (classes 11-20 of dev_val):
-                       what setup b's generators are compared with
+  ref-b-<generator>    box / grabcut / crf-box on classes 11-20 of dev_val: what setup b's
+                       generators are compared with; ref-b-target-<generator> the same on
+                       classes 11-20 of dev_train, the target the stages label
   full-b               `full` on the masks of classes 11-20 of dev_train, scored on those of
                        dev_val, with the stages rows' segmenter.* options (seeds --seeds): what
                        setup b's segmenters are divided by
@@ -232,17 +233,19 @@ def _stage_entry(run: Path, row: dict, setup: str, val: str) -> dict:
             **stats}  # fmt: skip
 
 
-def reference_row(out: Path, voc: str, name: str, generator: str) -> dict:
-    """A fixed generator (box, grabcut, crf-box) on setup b's target classes 11-20 of dev_val, so
-    that setup b's generators are compared on the same boxes and pixels."""
-    val = SETUPS["b"][1].format(voc=voc)
-    done = label_and_score(val, out / "references" / name, generator, [])
-    return {"name": name, "setup": "b", "generator": generator, "dataset": val,
+def reference_row(out: Path, voc: str, name: str, generator: str, split: str) -> dict:
+    """A fixed generator (box, grabcut, crf-box) on setup b's target classes 11-20 of ``split``:
+    dev_val, where setup b's generators are scored, or dev_train, the target the stages label,
+    so that the generators are compared on the same boxes and pixels."""
+    data = SETUPS["b"][1].format(voc=voc).replace(":dev_val", f":{split}")
+    done = label_and_score(data, out / "references" / name, generator, [])
+    return {"name": name, "setup": "b", "generator": generator, "dataset": data, "split": split,
             "seeds": "none: no training (grabcut seeds itself per call, the rest are "
             "deterministic), so one run is the result", **done}  # fmt: skip
 
 
 REFERENCE_GENERATORS = ("box", "grabcut", "crf-box")
+TARGET_PREFIX = "ref-b-target-"  # the reference rows on setup b's target (dev_train)
 FULL_ROW = "train_baselines_cpu/full.json"  # `full` on all classes: setups a and c
 
 
@@ -266,7 +269,8 @@ STAGE_ABLATIONS = {
 def row_names() -> list[str]:
     names = [f"stage1-{s}" for s in ("c", "b", "a")]
     names += [f"stage1-c-{a}" for a in ABLATIONS] + [f"stage1-c-{v}" for v in LABEL_VARIANTS]
-    names += [f"ref-b-{g}" for g in REFERENCE_GENERATORS] + ["full-b"]
+    names += [f"ref-b-{g}" for g in REFERENCE_GENERATORS]
+    names += [f"{TARGET_PREFIX}{g}" for g in REFERENCE_GENERATORS] + ["full-b"]
     names += [f"stages-{s}" for s in ("c", "b", "a")]
     return names + [f"stages-b-{a}" for a in STAGE_ABLATIONS]
 
@@ -278,8 +282,10 @@ def make_row(name: str, out: Path, voc: str, seeds=SEEDS, stage_options=()) -> d
     setup, _, ablation = rest.partition("-")
     if name == "full-b":
         return full_b_row(out, voc, name, seeds, stage_options)
+    if name.startswith(TARGET_PREFIX):
+        return reference_row(out, voc, name, name.removeprefix(TARGET_PREFIX), "dev_train")
     if kind == "ref":
-        return reference_row(out, voc, name, name.removeprefix("ref-b-"))
+        return reference_row(out, voc, name, name.removeprefix("ref-b-"), "dev_val")
     if kind == "stage1" and ablation in LABEL_VARIANTS:
         return relabel_row(out, voc, name, ablation, seeds)
     if kind == "stage1":
@@ -325,7 +331,8 @@ def render(rows: dict[str, dict]) -> str:
     rows = {n: rows[n] for n in row_names() if n in rows}
     for name, row in rows.items():
         if name.startswith("ref-"):
-            cells = [f"{row['generator']}, classes 11-20", "—", "—", _pct(row["miou"]),
+            where = " of dev_train (setup b's target)" if row.get("split") == "dev_train" else ""
+            cells = [f"{row['generator']}, classes 11-20{where}", "—", "—", _pct(row["miou"]),
                      f"{row['cpu_seconds_per_image']:.2f}", "—", f"`{row['command']}`"]  # fmt: skip
             lines.append("| " + " | ".join(cells) + " |")
     for name, row in rows.items():

@@ -83,3 +83,19 @@ def test_segmentation_rows_without_full_say_so():
     row["stages"][0]["segmenter_miou"] = seed_stats([0.5])
     text = lpg.render({"stages-b": row})
     assert "| stages-b | 1 | 50.0 (one seed) | — | — | not measured |" in text
+
+
+def test_reference_rows_name_the_split_they_label(tmp_path, monkeypatch):
+    """ref-b-target-* label classes 11-20 of dev_train (the stages' target), ref-b-* dev_val."""
+    calls = []
+
+    def fake_label_and_score(data, out, generator, params):
+        calls.append(data)
+        return {"miou": 0.7, "cpu_seconds_per_image": 0.3, "command": f"weakseg labels {data}"}
+
+    monkeypatch.setattr(lpg, "label_and_score", fake_label_and_score)
+    rows = {n: lpg.make_row(n, tmp_path, "V") for n in ("ref-b-grabcut", "ref-b-target-grabcut")}
+    assert calls == ["classes:11-20:voc:V:dev_val", "classes:11-20:voc:V:dev_train"]
+    text = lpg.render(rows)
+    assert "| grabcut, classes 11-20 | — | — | 70.0 | 0.30 |" in text
+    assert "| grabcut, classes 11-20 of dev_train (setup b's target) | — | — | 70.0 |" in text
