@@ -84,6 +84,28 @@ def run_rows(
 SEEDS = (0, 1, 2)
 
 
+def recorded_seeds(row_file: Path) -> dict:
+    """The per-seed records of a row already saved (``{}`` if none). A seed whose run directory
+    is gone (a fresh clone, a cleaned bench-out) is kept from here, not trained again, when its
+    record holds the very command it would run: adding seeds to a row never re-trains old ones."""
+    if not row_file.exists():
+        return {}
+    seeds = json.loads(row_file.read_text()).get("seeds")
+    return seeds if isinstance(seeds, dict) else {}
+
+
+def kept_seed(recorded: dict, seed: int, run_dir: Path, command: str) -> dict | None:
+    """``recorded``'s entry for ``seed`` if its run directory is gone and the entry was made by
+    ``command`` (the same settings); None otherwise (train, or resume the run directory)."""
+    entry = recorded.get(str(seed))
+    if run_dir.exists() or not isinstance(entry, dict):
+        return None
+    if command not in (entry.get("train_command"), entry.get("command")):
+        return None
+    print(f"{run_dir}: gone, seed {seed} kept from the row's record of `{command}`", flush=True)
+    return entry
+
+
 def seed_stats(values: list[float]) -> dict:
     """Mean, sample standard deviation and range of one row's per-seed values."""
     mean = sum(values) / len(values)
@@ -117,17 +139,23 @@ def train_seeds(
     seeds: Iterable[int] = SEEDS,
     eval_flags: Sequence[str] = (),
     tag: str = "dev_val",
+    recorded: dict | None = None,
 ) -> dict:
     """Train ``config`` once per seed (``out/<name>/seed<k>``; a finished seed is not re-run, a
     killed one resumes) and evaluate each on ``val_spec`` (``weakseg eval`` with ``eval_flags``,
     result ``eval/<tag>.json``). Returns one row: each seed's mIoU, per-class IoU, wall time and
-    commands, and mean/std/min/max over the seeds."""
+    commands, and mean/std/min/max over the seeds. ``recorded`` (see recorded_seeds) holds
+    seeds measured before whose run directories are gone."""
     from weakseg.cli import main as weakseg
 
     per_seed = {}
     for seed in seeds:
         run_dir = out / name / f"seed{seed}"
         cmd = ["train", "--run-dir", str(run_dir), config, *overrides, f"train.seed={seed}"]
+        kept = kept_seed(recorded or {}, seed, run_dir, "weakseg " + " ".join(cmd))
+        if kept:
+            per_seed[str(seed)] = kept
+            continue
         if weakseg(cmd) != 0:
             raise SystemExit(f"weakseg {' '.join(cmd)} failed")
         result_file = run_dir / "eval" / f"{tag}.json"

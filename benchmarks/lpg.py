@@ -55,8 +55,10 @@ from benchmarks.common import (
     DEFAULT_VOC,
     SEEDS,
     compare,
+    kept_seed,
     load_rows,
     mean_spread,
+    recorded_seeds,
     run_rows,
     seed_stats,
     train_seeds,
@@ -193,11 +195,16 @@ def _relabel_run(out: Path, voc: str, name: str, variant: str, seed: int) -> dic
 def stages_row(setup: str, out: Path, voc: str, name: str, seeds=SEEDS, extra=()) -> dict:
     config, val = SETUPS[setup]
     val = val.format(voc=voc)
+    recorded = recorded_seeds(ROWS / f"{name}.json")
     per_seed = {}
     for seed in seeds:
         run = out / "runs" / name / f"seed{seed}"
         cmd = ["lpg", config, "--run-dir", str(run), f"lpg.seed={seed}",
                f"segmenter.train.seed={seed}", *extra, "--no-progress"]  # fmt: skip
+        kept = kept_seed(recorded, seed, run, "weakseg " + " ".join(cmd))
+        if kept:
+            per_seed[str(seed)] = kept
+            continue
         lpg(cmd)
         summary = json.loads((run / "summary.json").read_text())
         per_seed[str(seed)] = {"command": "weakseg " + " ".join(cmd),
@@ -257,7 +264,8 @@ def full_b_row(out: Path, voc: str, name: str, seeds, stage_options=()) -> dict:
     val = SETUPS["b"][1].format(voc=voc)
     overrides = [f"data.train={train}", f"data.val={val}", "train.eval_every=0"]
     overrides += [o.removeprefix("segmenter.") for o in stage_options if o.startswith("segmenter.")]
-    return train_seeds(name, "configs/voc_full_cpu.yaml", overrides, out / "runs", val, seeds)
+    return train_seeds(name, "configs/voc_full_cpu.yaml", overrides, out / "runs", val, seeds,
+                       recorded=recorded_seeds(ROWS / f"{name}.json"))  # fmt: skip
 
 
 STAGE_ABLATIONS = {

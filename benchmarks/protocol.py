@@ -8,8 +8,8 @@ Rows (one JSON each under benchmarks/results/protocol/; a finished row is not re
   option rows     voc_full_cpu.yaml with one setting changed, at the config's budget (as the
                   method tables; --iterations overrides it), to compare quality per
                   minute: decoder width (the config's is 64), LargeFOV, views per image K,
-                  encoder lite0/1/2, the last encoder stage trainable. The unchanged setting is the `full` row of
-                  benchmarks/results/train_baselines_cpu/.
+                  encoder lite0/1/2, the last encoder stage trainable. The unchanged setting
+                  is the `full` row of benchmarks/results/train_baselines_cpu/.
 
     python -m benchmarks.protocol [--only full-cpu-cold] [--seeds 0 1 2] [--threads 1]
 """
@@ -27,6 +27,7 @@ from benchmarks.common import (
     SEEDS,
     load_rows,
     mean_spread,
+    recorded_seeds,
     run_rows,
     save_row,
     train_seeds,
@@ -75,7 +76,7 @@ def option_row(name: str, args: argparse.Namespace) -> dict:
     if args.iterations:
         overrides.append(f"train.iterations={args.iterations}")
     row = train_seeds(name, CONFIG, overrides, Path(args.out), f"voc:{args.data}:dev_val",
-                      args.seeds)  # fmt: skip
+                      args.seeds, recorded=recorded_seeds(ROWS / f"{name}.json"))  # fmt: skip
     caches = [s["summary"]["feature_cache"] for s in row["seeds"].values()]
     built = [c["build_seconds"] for c in caches if c["build_seconds"] is not None]
     row["cache_minutes"] = max(built) / 60 if built else None  # None: built before it was timed

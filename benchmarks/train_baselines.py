@@ -20,7 +20,15 @@ import argparse
 import sys
 from pathlib import Path
 
-from benchmarks.common import HERE, SEEDS, load_rows, mean_spread, run_rows, train_seeds
+from benchmarks.common import (
+    HERE,
+    SEEDS,
+    load_rows,
+    mean_spread,
+    recorded_seeds,
+    run_rows,
+    train_seeds,
+)
 from benchmarks.results_md import replace_section
 
 ROWS = HERE / "results" / "train_baselines_cpu"
@@ -54,15 +62,18 @@ def budget_overrides(args: argparse.Namespace) -> list[str]:
     return out
 
 
-def train_row(name: str, args: argparse.Namespace, runs: dict = RUNS) -> dict:
+def train_row(name: str, args: argparse.Namespace, runs: dict = RUNS,
+              rows: Path | None = None) -> dict:  # fmt: skip
     """Train row ``name`` of ``runs`` (name -> (config, label folder or None)) once per seed
-    and evaluate each on dev_val."""
+    and evaluate each on dev_val; seeds recorded in ``rows``/<name>.json whose run directories
+    are gone are kept (for tables that need nothing else from the run directories)."""
     config, labels = runs[name]
     overrides = [*budget_overrides(args), f"data.train=voc:{args.data}:dev_train"]
     if labels:
         overrides.append(f"data.labels={Path(args.labels) / labels}")
+    recorded = recorded_seeds(rows / f"{name}.json") if rows else {}
     return train_seeds(name, config, overrides, Path(args.out), f"voc:{args.data}:dev_val",
-                       args.seeds)  # fmt: skip
+                       args.seeds, recorded=recorded)  # fmt: skip
 
 
 def conditions(rows: dict[str, dict]) -> str:
@@ -149,7 +160,8 @@ def table_arguments(description: str) -> argparse.Namespace:
 
 def main() -> int:
     args = table_arguments(__doc__.split("\n")[0])
-    run_rows(RUNS, ROWS, lambda name: train_row(name, args), rewrite, args.only, args.render)
+    run_rows(RUNS, ROWS, lambda name: train_row(name, args, rows=ROWS), rewrite, args.only,
+             args.render)  # fmt: skip
     return 0
 
 

@@ -2,6 +2,8 @@
 saved the moment they exist, so a table that dies half way resumes where it stopped."""
 
 import json
+import shutil
+from pathlib import Path
 
 import pytest
 from benchmarks.common import load_rows, run_rows, train_wall
@@ -52,3 +54,51 @@ def test_bana_tables_render_from_the_committed_rows():
     text = bana.render(rows) + bana.render_earlier(earlier)
     for name in [*rows, *earlier]:
         assert name in text, name
+
+
+def test_seeds_recorded_in_the_row_are_kept_when_their_run_directories_are_gone(
+    tmp_path, monkeypatch
+):
+    """Adding seed 1 to a row measured on another clone keeps seed 0 from the row's JSON; a
+    record made with other settings, or a run directory still there, is not taken from it."""
+    from benchmarks.common import recorded_seeds, save_row, train_seeds
+
+    import weakseg.cli
+
+    trained = []
+
+    def fake_weakseg(argv):
+        run_dir = Path(argv[2])
+        if argv[0] == "train":
+            if not (run_dir / "train_summary.json").exists():  # a finished run: nothing to do
+                trained.append(argv[-1])
+                run_dir.mkdir(parents=True, exist_ok=True)
+                (run_dir / "train_summary.json").write_text(json.dumps({"seconds": 60.0}))
+        else:
+            (run_dir / "eval").mkdir(exist_ok=True)
+            miou = 0.5 if argv[2].endswith("seed1") else 0.6
+            (run_dir / "eval" / "dev_val.json").write_text(
+                json.dumps({"miou": miou, "iou": {"a": miou}})
+            )
+        return 0
+
+    monkeypatch.setattr(weakseg.cli, "main", fake_weakseg)
+    out = tmp_path / "runs"
+    row = train_seeds("r", "c.yaml", ["x=1"], out, "val", seeds=(0,))
+    save_row(tmp_path / "rows", "r", row | {"seeds": {"0": row["seeds"]["0"] | {"miou": 0.7}}})
+    recorded = recorded_seeds(tmp_path / "rows" / "r.json")
+    assert trained == ["train.seed=0"]
+
+    # run directory still there: it is read, not the record (0.6, not the record's 0.7)
+    row = train_seeds("r", "c.yaml", ["x=1"], out, "val", seeds=(0,), recorded=recorded)
+    assert row["seeds"]["0"]["miou"] == 0.6
+
+    shutil.rmtree(out)
+    row = train_seeds("r", "c.yaml", ["x=1"], out, "val", seeds=(0, 1), recorded=recorded)
+    assert trained == ["train.seed=0", "train.seed=1"]  # seed 0 kept, only seed 1 trained
+    assert row["seeds"]["0"]["miou"] == 0.7
+    assert row["miou"]["mean"] == pytest.approx(0.6)  # (0.7 + 0.5) / 2
+
+    shutil.rmtree(out)
+    train_seeds("r", "c.yaml", ["x=2"], out, "val", seeds=(0,), recorded=recorded)
+    assert trained[-1] == "train.seed=0"  # other settings: trained again
