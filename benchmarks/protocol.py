@@ -25,6 +25,7 @@ from pathlib import Path
 from benchmarks.common import (
     HERE,
     SEEDS,
+    compare,
     load_rows,
     mean_spread,
     recorded_seeds,
@@ -143,13 +144,28 @@ def _search_lines(rows: dict[str, dict]) -> list[str]:
     return lines
 
 
-def _option_line(name: str, about: str, r: dict) -> str:
+def _against(r: dict, default: dict | None) -> str:
+    """An option against the default: the verdict by the spreads over 3 seeds; for one seed,
+    only the gap to the default's run with the same seed."""
+    if not default or r is default:
+        return "—"
+    if len(r["seeds"]) > 1:
+        return compare(r["miou"], default["miou"])
+    seed, run = next(iter(r["seeds"].items()))
+    if seed not in default["seeds"]:
+        return "—"
+    gap = 100 * (run["miou"] - default["seeds"][seed]["miou"])
+    return f"{gap:+.1f} vs its seed {seed} (one seed: no verdict)"
+
+
+def _option_line(name: str, about: str, r: dict, default: dict | None) -> str:
     per_seed = " / ".join(f"{100 * s['miou']:.1f}" for s in r["seeds"].values())
     minutes = r["train_minutes"]["mean"]
     cache = "—" if r["cache_minutes"] is None else f"{r['cache_minutes']:.1f}"
     return (
-        f"| {name} | {about} | {mean_spread(r)} | {per_seed} | {cache} | "
-        f"{r['cache_mib']:.0f} | {minutes:.1f} | {100 * r['miou']['mean'] / minutes:.1f} |"
+        f"| {name} | {about} | {mean_spread(r)} | {per_seed} | {_against(r, default)} | "
+        f"{cache} | {r['cache_mib']:.0f} | {minutes:.1f} | "
+        f"{100 * r['miou']['mean'] / minutes:.1f} |"
     )
 
 
@@ -157,19 +173,20 @@ def _options_lines(rows: dict[str, dict], default: dict | None) -> list[str]:
     lines = ["Options, each changing one setting of the protocol at the tables' budget; cache = "
              "its one-off build (shared by every run with the same key), train = minutes per "
              "run, points per training minute = mIoU / train minutes:", "",
-             "| row | change | mIoU | per seed | cache min | cache MiB | train min | "
-             "mIoU pts / train min |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+             "| row | change | mIoU | per seed | vs default | cache min | cache MiB | train min "
+             "| mIoU pts / train min |", "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     shown = {n: rows[n] for n in OPTIONS if n in rows}
     if default:
         summary = next(iter(default["seeds"].values()))["summary"].get("feature_cache", {})
         seconds = summary.get("build_seconds")
         default = default | {"cache_minutes": seconds / 60 if seconds is not None else None,
                              "cache_mib": summary.get("mib", 0)}  # fmt: skip
-        lines.append(_option_line("default (`full` row)", "as voc_full_cpu.yaml", default))
+        lines.append(_option_line("default (`full` row)", "as voc_full_cpu.yaml", default,
+                                  default))  # fmt: skip
         shown["full"] = default
     for name, (_, about) in OPTIONS.items():
         if name in rows:
-            lines.append(_option_line(name, about, rows[name]))
+            lines.append(_option_line(name, about, rows[name], default))
     return [*lines, "", f"Measured on {conditions(shown)}, with `python -m benchmarks.protocol` "
             "(options at the command's --iterations)."]  # fmt: skip
 
