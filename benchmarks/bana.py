@@ -43,7 +43,6 @@ from benchmarks.common import (
     HERE,
     SEEDS,
     load_rows,
-    recorded_seeds,
     run_rows,
     train_seeds,
     train_wall,
@@ -252,7 +251,7 @@ def segmentation_row(name: str, args: argparse.Namespace) -> dict:
     overrides = [*protocol_overrides(args), f"data.train=voc:{args.data}:dev_train",
                  f"data.labels={labels}", *extra]  # fmt: skip
     return train_seeds(name, config, overrides, Path(args.out), f"voc:{args.data}:dev_val",
-                       args.seeds, recorded=recorded_seeds(ROWS / f"{name}.json"))  # fmt: skip
+                       args.seeds, row_file=ROWS / f"{name}.json")  # fmt: skip
 
 
 def render(rows: dict[str, dict]) -> str:

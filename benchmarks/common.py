@@ -139,20 +139,21 @@ def train_seeds(
     seeds: Iterable[int] = SEEDS,
     eval_flags: Sequence[str] = (),
     tag: str = "dev_val",
-    recorded: dict | None = None,
+    row_file: Path | None = None,
 ) -> dict:
     """Train ``config`` once per seed (``out/<name>/seed<k>``; a finished seed is not re-run, a
     killed one resumes) and evaluate each on ``val_spec`` (``weakseg eval`` with ``eval_flags``,
     result ``eval/<tag>.json``). Returns one row: each seed's mIoU, per-class IoU, wall time and
-    commands, and mean/std/min/max over the seeds. ``recorded`` (see recorded_seeds) holds
-    seeds measured before whose run directories are gone."""
+    commands, and mean/std/min/max over the seeds. Seeds recorded in ``row_file`` (the row's
+    saved JSON) whose run directories are gone are kept from it (see recorded_seeds)."""
     from weakseg.cli import main as weakseg
 
+    recorded = recorded_seeds(row_file) if row_file else {}
     per_seed = {}
     for seed in seeds:
         run_dir = out / name / f"seed{seed}"
         cmd = ["train", "--run-dir", str(run_dir), config, *overrides, f"train.seed={seed}"]
-        kept = kept_seed(recorded or {}, seed, run_dir, "weakseg " + " ".join(cmd))
+        kept = kept_seed(recorded, seed, run_dir, "weakseg " + " ".join(cmd))
         if kept:
             per_seed[str(seed)] = kept
             continue

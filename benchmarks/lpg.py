@@ -265,7 +265,7 @@ def full_b_row(out: Path, voc: str, name: str, seeds, stage_options=()) -> dict:
     overrides = [f"data.train={train}", f"data.val={val}", "train.eval_every=0"]
     overrides += [o.removeprefix("segmenter.") for o in stage_options if o.startswith("segmenter.")]
     return train_seeds(name, "configs/voc_full_cpu.yaml", overrides, out / "runs", val, seeds,
-                       recorded=recorded_seeds(ROWS / f"{name}.json"))  # fmt: skip
+                       row_file=ROWS / f"{name}.json")  # fmt: skip
 
 
 STAGE_ABLATIONS = {

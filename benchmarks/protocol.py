@@ -29,7 +29,6 @@ from benchmarks.common import (
     compare,
     load_rows,
     mean_spread,
-    recorded_seeds,
     run_rows,
     save_row,
     train_seeds,
@@ -81,7 +80,7 @@ def option_row(name: str, args: argparse.Namespace) -> dict:
     if args.iterations:
         overrides.append(f"train.iterations={args.iterations}")
     row = train_seeds(name, CONFIG, overrides, Path(args.out), f"voc:{args.data}:dev_val",
-                      args.seeds, recorded=recorded_seeds(ROWS / f"{name}.json"))  # fmt: skip
+                      args.seeds, row_file=ROWS / f"{name}.json")  # fmt: skip
     caches = [s["summary"]["feature_cache"] for s in row["seeds"].values()]
     built = [c["build_seconds"] for c in caches if c["build_seconds"] is not None]
     row["cache_minutes"] = max(built) / 60 if built else None  # None: built before it was timed

@@ -20,15 +20,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from benchmarks.common import (
-    HERE,
-    SEEDS,
-    load_rows,
-    mean_spread,
-    recorded_seeds,
-    run_rows,
-    train_seeds,
-)
+from benchmarks.common import HERE, SEEDS, load_rows, mean_spread, run_rows, train_seeds
 from benchmarks.results_md import replace_section
 
 ROWS = HERE / "results" / "train_baselines_cpu"
@@ -71,9 +63,9 @@ def train_row(name: str, args: argparse.Namespace, runs: dict = RUNS,
     overrides = [*budget_overrides(args), f"data.train=voc:{args.data}:dev_train"]
     if labels:
         overrides.append(f"data.labels={Path(args.labels) / labels}")
-    recorded = recorded_seeds(rows / f"{name}.json") if rows else {}
+    row_file = rows / f"{name}.json" if rows else None
     return train_seeds(name, config, overrides, Path(args.out), f"voc:{args.data}:dev_val",
-                       args.seeds, recorded=recorded)  # fmt: skip
+                       args.seeds, row_file=row_file)  # fmt: skip
 
 
 def conditions(rows: dict[str, dict]) -> str:

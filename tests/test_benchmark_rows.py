@@ -6,7 +6,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from benchmarks.common import load_rows, run_rows, train_wall
+from benchmarks.common import load_rows, run_rows, save_row, train_seeds, train_wall
+
+import weakseg.cli
 
 
 def test_rows_are_saved_one_by_one_and_a_rerun_resumes(tmp_path):
@@ -61,10 +63,6 @@ def test_seeds_recorded_in_the_row_are_kept_when_their_run_directories_are_gone(
 ):
     """Adding seed 1 to a row measured on another clone keeps seed 0 from the row's JSON; a
     record made with other settings, or a run directory still there, is not taken from it."""
-    from benchmarks.common import recorded_seeds, save_row, train_seeds
-
-    import weakseg.cli
-
     trained = []
 
     def fake_weakseg(argv):
@@ -86,19 +84,19 @@ def test_seeds_recorded_in_the_row_are_kept_when_their_run_directories_are_gone(
     out = tmp_path / "runs"
     row = train_seeds("r", "c.yaml", ["x=1"], out, "val", seeds=(0,))
     save_row(tmp_path / "rows", "r", row | {"seeds": {"0": row["seeds"]["0"] | {"miou": 0.7}}})
-    recorded = recorded_seeds(tmp_path / "rows" / "r.json")
+    recorded = tmp_path / "rows" / "r.json"
     assert trained == ["train.seed=0"]
 
     # run directory still there: it is read, not the record (0.6, not the record's 0.7)
-    row = train_seeds("r", "c.yaml", ["x=1"], out, "val", seeds=(0,), recorded=recorded)
+    row = train_seeds("r", "c.yaml", ["x=1"], out, "val", seeds=(0,), row_file=recorded)
     assert row["seeds"]["0"]["miou"] == 0.6
 
     shutil.rmtree(out)
-    row = train_seeds("r", "c.yaml", ["x=1"], out, "val", seeds=(0, 1), recorded=recorded)
+    row = train_seeds("r", "c.yaml", ["x=1"], out, "val", seeds=(0, 1), row_file=recorded)
     assert trained == ["train.seed=0", "train.seed=1"]  # seed 0 kept, only seed 1 trained
     assert row["seeds"]["0"]["miou"] == 0.7
     assert row["miou"]["mean"] == pytest.approx(0.6)  # (0.7 + 0.5) / 2
 
     shutil.rmtree(out)
-    train_seeds("r", "c.yaml", ["x=2"], out, "val", seeds=(0,), recorded=recorded)
+    train_seeds("r", "c.yaml", ["x=2"], out, "val", seeds=(0,), row_file=recorded)
     assert trained[-1] == "train.seed=0"  # other settings: trained again
