@@ -250,8 +250,29 @@ def segmentation_row(name: str, args: argparse.Namespace) -> dict:
     labels = Path(args.out) / "labels-bap" / folder
     overrides = [*protocol_overrides(args), f"data.train=voc:{args.data}:dev_train",
                  f"data.labels={labels}", *extra]  # fmt: skip
-    return train_seeds(name, config, overrides, Path(args.out), f"voc:{args.data}:dev_val",
-                       args.seeds, row_file=ROWS / f"{name}.json")  # fmt: skip
+    row = train_seeds(name, config, overrides, Path(args.out), f"voc:{args.data}:dev_val",
+                      args.seeds, row_file=ROWS / f"{name}.json")  # fmt: skip
+    return row | {"labels": labels_record(json.loads((ROWS / "labels-bap.json").read_text()))}
+
+
+def labels_record(labels_row: dict) -> dict:
+    """Which run of labels-bap a stage-3 row trained on: its date and Y_crf mIoU on dev_train
+    (the classifier behind it is retrained when its run directory is lost, not bit for bit)."""
+    return {"row": labels_row["name"], "date": labels_row["date"],
+            "y_crf_dev_train": labels_row["y_crf_dev_train"]["miou"]}  # fmt: skip
+
+
+def _labels_line(rows: dict[str, dict], seg: list[str]) -> str:
+    """Which labels-bap run each stage-3 row trained on, grouped by run."""
+    runs: dict[tuple, list[str]] = {}
+    for name in seg:
+        record = rows[name].get("labels")
+        key = (record["date"], record["y_crf_dev_train"]) if record else None
+        runs.setdefault(key, []).append(name)
+    parts = [f"{', '.join(names)}: not recorded" if key is None else
+             f"{', '.join(names)} on the labels-bap of {key[0]} (Y_crf {100 * key[1]:.1f} on "
+             "dev_train)" for key, names in runs.items()]  # fmt: skip
+    return "Labels: " + "; ".join(parts) + "."
 
 
 def render(rows: dict[str, dict]) -> str:
@@ -304,6 +325,7 @@ def render(rows: dict[str, dict]) -> str:
             about, paper = SEGMENTATION_ABOUT[name]
             command = next(iter(r["seeds"].values()))["train_command"]
             lines.append(f"| {name} | {about} | {row_cells(r, full)} | {paper} | `{command}` |")
+        lines += ["", _labels_line(rows, seg)]
         lines += ["", "Per-class IoU on dev_val (mean over seeds):", "",
                   *per_class_table(rows, seg)]  # fmt: skip
     lines += ["", f"Measured on {conditions(rows)}, with `python -m benchmarks.bana`."]

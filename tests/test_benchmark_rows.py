@@ -100,3 +100,17 @@ def test_seeds_recorded_in_the_row_are_kept_when_their_run_directories_are_gone(
     shutil.rmtree(out)
     train_seeds("r", "c.yaml", ["x=2"], out, "val", seeds=(0,), row_file=recorded)
     assert trained[-1] == "train.seed=0"  # other settings: trained again
+
+
+def test_bana_stage3_rows_say_which_labels_run_they_trained_on():
+    """Rows trained on different runs of labels-bap (a retrained classifier) are named apart."""
+    from benchmarks.bana import _labels_line, labels_record
+
+    old = {"name": "labels-bap", "date": "2026-12-03", "y_crf_dev_train": {"miou": 0.7078}}
+    new = old | {"date": "2026-12-04", "y_crf_dev_train": {"miou": 0.7077}}
+    rows = {"seg-ycrf": {"labels": labels_record(old)}, "seg-nal": {"labels": labels_record(old)},
+            "seg-entropy": {"labels": labels_record(new)}, "seg-none": {}}  # fmt: skip
+    line = _labels_line(rows, ["seg-ycrf", "seg-nal", "seg-entropy", "seg-none"])
+    assert line == ("Labels: seg-ycrf, seg-nal on the labels-bap of 2026-12-03 (Y_crf 70.8 on "
+                    "dev_train); seg-entropy on the labels-bap of 2026-12-04 (Y_crf 70.8 on "
+                    "dev_train); seg-none: not recorded.")  # fmt: skip
