@@ -19,6 +19,8 @@ benchmarks/results/bana/ (a finished row is skipped, a killed training resumes).
   seg-bootstrap                    3 seeds, as benchmarks.train_baselines): on Y_crf, on Y_ret,
                                    with NAL, and with the compared losses on ~S (none / entropy /
                                    bootstrapping), then `weakseg eval` on dev_val
+  seg-none-again                   seg-none on a later run of labels-bap (the classifier
+                                   retrained): a control for rows trained on that run
 
     python -m benchmarks.bana [--threads 1] [--only labels-bap] [--seeds 0 1 2]
 
@@ -77,6 +79,9 @@ SEGMENTATION = {  # row -> (config, label folder under the labels-bap directory,
     "seg-none": ("configs/voc_bana_cpu.yaml", "", ["method.unreliable=none"]),
     "seg-entropy": ("configs/voc_bana_cpu.yaml", "", ["method.unreliable=entropy"]),
     "seg-bootstrap": ("configs/voc_bana_cpu.yaml", "", ["method.unreliable=bootstrap"]),
+    # seg-none again on a later labels-bap run (the classifier retrained): a control for the
+    # rows trained on that run, the same command in its own run directory
+    "seg-none-again": ("configs/voc_bana_cpu.yaml", "", ["method.unreliable=none"]),
 }
 # row -> (what it trains on, the paper's VOC 2012 val mIoU: Table 4 after CRF for the first
 # three, Table 3 before / after CRF for the losses on ~S; DeepLab-V1 VGG-16)
@@ -87,6 +92,7 @@ SEGMENTATION_ABOUT = {
     "seg-none": ("CE on S, ~S ignored", "61.8 / 67.5"),
     "seg-entropy": ("CE on S + entropy on ~S", "61.4 / 67.3"),
     "seg-bootstrap": ("CE on S + bootstrapping on ~S", "61.9 / 67.6"),
+    "seg-none-again": ("CE on S, ~S ignored (seg-none on the later labels)", "61.8 / 67.5"),
     "seg-ycrf-seed1": ("CE on Y_crf, train.seed=1", "—"),  # earlier budget only
     "seg-nal-seed1": ("NAL, train.seed=1", "—"),
 }
