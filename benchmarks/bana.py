@@ -256,9 +256,10 @@ def segmentation_row(name: str, args: argparse.Namespace) -> dict:
     labels = Path(args.out) / "labels-bap" / folder
     overrides = [*protocol_overrides(args), f"data.train=voc:{args.data}:dev_train",
                  f"data.labels={labels}", *extra]  # fmt: skip
-    row = train_seeds(name, config, overrides, Path(args.out), f"voc:{args.data}:dev_val",
-                      args.seeds, row_file=ROWS / f"{name}.json")  # fmt: skip
-    return row | {"labels": labels_record(json.loads((ROWS / "labels-bap.json").read_text()))}
+    labels_run = labels_record(json.loads((ROWS / "labels-bap.json").read_text()))
+    return train_seeds(name, config, overrides, Path(args.out), f"voc:{args.data}:dev_val",
+                       args.seeds, row_file=ROWS / f"{name}.json",
+                       inputs={"labels": labels_run})  # fmt: skip
 
 
 def labels_record(labels_row: dict) -> dict:
@@ -272,7 +273,7 @@ def _labels_line(rows: dict[str, dict], seg: list[str]) -> str:
     """Which labels-bap run each stage-3 row trained on, grouped by run."""
     runs: dict[tuple, list[str]] = {}
     for name in seg:
-        record = rows[name].get("labels")
+        record = rows[name].get("inputs", {}).get("labels")
         key = (record["date"], record["y_crf_dev_train"]) if record else None
         runs.setdefault(key, []).append(name)
     parts = [f"{', '.join(names)}: not recorded" if key is None else

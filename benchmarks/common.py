@@ -84,13 +84,18 @@ def run_rows(
 SEEDS = (0, 1, 2)
 
 
-def recorded_seeds(row_file: Path) -> dict:
+def recorded_seeds(row_file: Path, inputs: dict | None = None) -> dict:
     """The per-seed records of a row already saved (``{}`` if none). A seed whose run directory
     is gone (a fresh clone, a cleaned bench-out) is kept from here, not trained again, when its
-    record holds the very command it would run: adding seeds to a row never re-trains old ones."""
+    record holds the very command it would run: adding seeds to a row never re-trains old ones.
+    ``inputs`` names what the command cannot (e.g. which run of a label folder it reads): a row
+    saved with other inputs keeps nothing."""
     if not row_file.exists():
         return {}
-    seeds = json.loads(row_file.read_text()).get("seeds")
+    row = json.loads(row_file.read_text())
+    if inputs is not None and row.get("inputs") != inputs:
+        return {}
+    seeds = row.get("seeds")
     return seeds if isinstance(seeds, dict) else {}
 
 
@@ -140,15 +145,17 @@ def train_seeds(
     eval_flags: Sequence[str] = (),
     tag: str = "dev_val",
     row_file: Path | None = None,
+    inputs: dict | None = None,
 ) -> dict:
     """Train ``config`` once per seed (``out/<name>/seed<k>``; a finished seed is not re-run, a
     killed one resumes) and evaluate each on ``val_spec`` (``weakseg eval`` with ``eval_flags``,
     result ``eval/<tag>.json``). Returns one row: each seed's mIoU, per-class IoU, wall time and
     commands, and mean/std/min/max over the seeds. Seeds recorded in ``row_file`` (the row's
-    saved JSON) whose run directories are gone are kept from it (see recorded_seeds)."""
+    saved JSON) whose run directories are gone are kept from it if it was made with the same
+    ``inputs`` (see recorded_seeds); ``inputs`` is saved in the row."""
     from weakseg.cli import main as weakseg
 
-    recorded = recorded_seeds(row_file) if row_file else {}
+    recorded = recorded_seeds(row_file, inputs) if row_file else {}
     per_seed = {}
     for seed in seeds:
         run_dir = out / name / f"seed{seed}"
@@ -182,4 +189,4 @@ def train_seeds(
         "miou": seed_stats([s["miou"] for s in per_seed.values()]),
         "iou": mean_iou, "class_names": classes,
         "train_minutes": seed_stats([s["summary"]["seconds"] / 60 for s in per_seed.values()]),
-    }  # fmt: skip
+    } | ({"inputs": inputs} if inputs is not None else {})  # fmt: skip

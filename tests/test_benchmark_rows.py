@@ -101,6 +101,19 @@ def test_seeds_recorded_in_the_row_are_kept_when_their_run_directories_are_gone(
     train_seeds("r", "c.yaml", ["x=2"], out, "val", seeds=(0,), row_file=recorded)
     assert trained[-1] == "train.seed=0"  # other settings: trained again
 
+    # the same command on other inputs (a label folder made again): trained again
+    save_row(tmp_path / "rows", "r", row | {"inputs": {"labels": "run 1"}})
+    shutil.rmtree(out)
+    row = train_seeds("r", "c.yaml", ["x=1"], out, "val", seeds=(0,), row_file=recorded,
+                      inputs={"labels": "run 2"})  # fmt: skip
+    assert trained[-1] == "train.seed=0" and len(trained) == 4
+    assert row["inputs"] == {"labels": "run 2"}
+    shutil.rmtree(out)
+    save_row(tmp_path / "rows", "r", row)
+    train_seeds("r", "c.yaml", ["x=1"], out, "val", seeds=(0,), row_file=recorded,
+                inputs={"labels": "run 2"})  # fmt: skip
+    assert len(trained) == 4  # same inputs: kept
+
 
 def test_bana_stage3_rows_say_which_labels_run_they_trained_on():
     """Rows trained on different runs of labels-bap (a retrained classifier) are named apart."""
@@ -108,8 +121,8 @@ def test_bana_stage3_rows_say_which_labels_run_they_trained_on():
 
     old = {"name": "labels-bap", "date": "2026-12-03", "y_crf_dev_train": {"miou": 0.7078}}
     new = old | {"date": "2026-12-04", "y_crf_dev_train": {"miou": 0.7077}}
-    rows = {"seg-ycrf": {"labels": labels_record(old)}, "seg-nal": {"labels": labels_record(old)},
-            "seg-entropy": {"labels": labels_record(new)}, "seg-none": {}}  # fmt: skip
+    rows = {n: {"inputs": {"labels": labels_record(old if n != "seg-entropy" else new)}}
+            for n in ("seg-ycrf", "seg-nal", "seg-entropy")} | {"seg-none": {}}  # fmt: skip
     line = _labels_line(rows, ["seg-ycrf", "seg-nal", "seg-entropy", "seg-none"])
     assert line == ("Labels: seg-ycrf, seg-nal on the labels-bap of 2026-12-03 (Y_crf 70.8 on "
                     "dev_train); seg-entropy on the labels-bap of 2026-12-04 (Y_crf 70.8 on "
