@@ -29,8 +29,10 @@ because `weakseg lpg` resumes its run directory):
                        g_r fed by the stage r-1 segmenter of the target run) and the segmenter's
                        dev_val mIoU per stage (setups a, b; in setup c the segmenter is trained on
                        dev_val itself, so only its pseudo masks count)
-  stages-b-<ablation>  setup b's stages with lpg.fixed=true (Table 2 "Fixed": g_3 at every stage)
-                       or the hourglass (Table 2's architectures)
+  stages-b-<ablation>  setup b's stages with lpg.fixed=true (Table 2 "Fixed": g_3 at every stage),
+                       the hourglass (Table 2's architectures) or lpg.stages=3 (stage3: replaces
+                       a smaller --stage-option lpg.stages; its seeds' run directories may be
+                       copies of stages-b's, which `weakseg lpg` extends by one stage)
 
 Setups: (a) coco128's 60 non-VOC classes -> voc-dev (configs/voc_lpg_cpu.yaml); (b) masks of VOC
 classes 1-10 -> boxes of 11-20 (voc_lpg_split_cpu.yaml); (c) all of dev_train's masks -> dev_val
@@ -230,14 +232,27 @@ def _stage_entry(run: Path, row: dict, setup: str, val: str) -> dict:
     r = row["stage"]
     if setup == "c":
         return {"labels_miou": row["labels_miou"], "segmenter_miou": row.get("segmenter_miou")}
-    params = [f"generator={row['generator']}"]
-    if r > 1:
-        params.append(f"run_dir={run / f'stage{r - 1}' / 'segmenter'}")
-    done = label_and_score(val, run / f"stage{r}" / "dev_val_labels", "lpg", params)
+    done = label_and_score(val, run / f"stage{r}" / "dev_val_labels", "lpg", _deployed(run, r))
     stats = {k: v for k, v in done.items() if k not in ("command", "miou", "iou")}
     return {"labels_miou": done["miou"], "target_labels_miou": row["labels_miou"],
             "segmenter_miou": row.get("segmenter_miou"), "labels_command": done["command"],
             **stats}  # fmt: skip
+
+
+def _deployed(run: Path, r: int) -> list[str]:
+    """The generator and segmenter input that labelled the target at stage ``r``, read from its
+    labels' meta.json: g_r and the stage r-1 segmenter, or with ``lpg.fixed`` g_R at every stage
+    (at stage 1 fed by the segmenter trained on the target's boxes)."""
+    params = json.loads((run / f"stage{r}" / "target_labels" / "meta.json").read_text())["params"]
+    return [f"{k}={_short(params[k])}" for k in ("generator", "run_dir") if params.get(k)]
+
+
+def _short(path: str) -> str:
+    """``path`` relative to the working directory when it lies under it (readable commands)."""
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        return path
 
 
 def reference_row(out: Path, voc: str, name: str, generator: str, split: str) -> dict:
@@ -271,7 +286,14 @@ def full_b_row(out: Path, voc: str, name: str, seeds, stage_options=()) -> dict:
 STAGE_ABLATIONS = {
     "fixed": ["lpg.fixed=true"],
     "hourglass": ["lpg.arch=hourglass", "lpg.crop_size=256"],
+    "stage3": ["lpg.stages=3"],
 }
+
+
+def with_options(base: list[str], changes: list[str]) -> list[str]:
+    """``base`` KEY=VALUE options with those of ``changes`` replacing the same keys, appended."""
+    keys = {c.split("=", 1)[0] for c in changes}
+    return [o for o in base if o.split("=", 1)[0] not in keys] + list(changes)
 
 
 def row_names() -> list[str]:
@@ -298,7 +320,7 @@ def make_row(name: str, out: Path, voc: str, seeds=SEEDS, stage_options=()) -> d
         return relabel_row(out, voc, name, ablation, seeds)
     if kind == "stage1":
         return stage1_row(setup, ABLATIONS.get(ablation, []), out, voc, name, seeds)
-    extra = [*STAGE_ABLATIONS.get(ablation, []), *stage_options]
+    extra = with_options(list(stage_options), STAGE_ABLATIONS.get(ablation, []))
     return stages_row(setup, out, voc, name, seeds=seeds, extra=extra)
 
 

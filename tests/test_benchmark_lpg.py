@@ -99,3 +99,39 @@ def test_reference_rows_name_the_split_they_label(tmp_path, monkeypatch):
     text = lpg.render(rows)
     assert "| grabcut, classes 11-20 | — | — | 70.0 | 0.30 |" in text
     assert "| grabcut, classes 11-20 of dev_train (setup b's target) | — | — | 70.0 |" in text
+
+
+def test_dev_val_is_labelled_with_what_labelled_the_target(tmp_path, monkeypatch):
+    """A stages row relabels dev_val with the generator and segmenter input that labelled the
+    target at that stage: with lpg.fixed that is g_2 at stage 1 too, fed by the box segmenter."""
+    import json
+
+    monkeypatch.chdir(tmp_path)
+    run = tmp_path / "runs/stages-b-fixed/seed0"
+    inputs = {1: ("stage2/generator.pt", "stage0/box_segmenter"),
+              2: ("stage2/generator.pt", "stage1/segmenter")}  # fmt: skip
+    for r, (gen, seg) in inputs.items():
+        (run / f"stage{r}/target_labels").mkdir(parents=True)
+        params = {"generator": str(run / gen), "run_dir": str(run / seg)}
+        (run / f"stage{r}/target_labels/meta.json").write_text(json.dumps({"params": params}))
+    calls = []
+
+    def fake_label_and_score(data, out, generator, params):
+        calls.append(params)
+        return {"miou": 0.6, "command": "weakseg labels", "iou": [], "cpu_seconds_per_image": 0.1}
+
+    monkeypatch.setattr(lpg, "label_and_score", fake_label_and_score)
+    for r in (1, 2):
+        lpg._stage_entry(run, {"stage": r, "labels_miou": 0.7}, "b", "V")
+    assert calls == [
+        ["generator=runs/stages-b-fixed/seed0/stage2/generator.pt",
+         "run_dir=runs/stages-b-fixed/seed0/stage0/box_segmenter"],
+        ["generator=runs/stages-b-fixed/seed0/stage2/generator.pt",
+         "run_dir=runs/stages-b-fixed/seed0/stage1/segmenter"],
+    ]  # fmt: skip
+
+
+def test_a_stage_ablation_replaces_the_stage_option_it_sets():
+    options = ["lpg.stages=2", "lpg.iterations=400"]
+    assert lpg.with_options(options, ["lpg.stages=3"]) == ["lpg.iterations=400", "lpg.stages=3"]
+    assert lpg.with_options(options, ["lpg.fixed=true"]) == [*options, "lpg.fixed=true"]
