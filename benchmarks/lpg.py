@@ -31,8 +31,8 @@ because `weakseg lpg` resumes its run directory):
                        dev_val itself, so only its pseudo masks count)
   stages-b-<ablation>  setup b's stages with lpg.fixed=true (Table 2 "Fixed": g_3 at every stage),
                        the hourglass (Table 2's architectures) or lpg.stages=3 (stage3: replaces
-                       a smaller --stage-option lpg.stages; its seeds' run directories may be
-                       copies of stages-b's, which `weakseg lpg` extends by one stage)
+                       a smaller --stage-option lpg.stages and extends stages-b's run directories,
+                       as `weakseg lpg` extends a finished run by a stage)
 
 Setups: (a) coco128's 60 non-VOC classes -> voc-dev (configs/voc_lpg_cpu.yaml); (b) masks of VOC
 classes 1-10 -> boxes of 11-20 (voc_lpg_split_cpu.yaml); (c) all of dev_train's masks -> dev_val
@@ -194,13 +194,15 @@ def _relabel_run(out: Path, voc: str, name: str, variant: str, seed: int) -> dic
                           "wall_seconds": done["label_wall_seconds"]}  # fmt: skip
 
 
-def stages_row(setup: str, out: Path, voc: str, name: str, seeds=SEEDS, extra=()) -> dict:
+def stages_row(setup: str, out: Path, voc: str, name: str, seeds=SEEDS, extra=(),
+               runs: str = "") -> dict:  # fmt: skip
+    """``runs``: the row whose run directories this one uses (default: its own)."""
     config, val = SETUPS[setup]
     val = val.format(voc=voc)
     recorded = recorded_seeds(ROWS / f"{name}.json")
     per_seed = {}
     for seed in seeds:
-        run = out / "runs" / name / f"seed{seed}"
+        run = out / "runs" / (runs or name) / f"seed{seed}"
         cmd = ["lpg", config, "--run-dir", str(run), f"lpg.seed={seed}",
                f"segmenter.train.seed={seed}", *extra, "--no-progress"]  # fmt: skip
         kept = kept_seed(recorded, seed, run, "weakseg " + " ".join(cmd))
@@ -321,7 +323,8 @@ def make_row(name: str, out: Path, voc: str, seeds=SEEDS, stage_options=()) -> d
     if kind == "stage1":
         return stage1_row(setup, ABLATIONS.get(ablation, []), out, voc, name, seeds)
     extra = with_options(list(stage_options), STAGE_ABLATIONS.get(ablation, []))
-    return stages_row(setup, out, voc, name, seeds=seeds, extra=extra)
+    runs = f"stages-{setup}" if ablation == "stage3" else ""  # extends those runs by a stage
+    return stages_row(setup, out, voc, name, seeds=seeds, extra=extra, runs=runs)
 
 
 def _stage1_miou(row: dict) -> str:

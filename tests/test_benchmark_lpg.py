@@ -135,3 +135,19 @@ def test_a_stage_ablation_replaces_the_stage_option_it_sets():
     options = ["lpg.stages=2", "lpg.iterations=400"]
     assert lpg.with_options(options, ["lpg.stages=3"]) == ["lpg.iterations=400", "lpg.stages=3"]
     assert lpg.with_options(options, ["lpg.fixed=true"]) == [*options, "lpg.fixed=true"]
+
+
+def test_the_stage3_row_extends_the_stages_runs(tmp_path, monkeypatch):
+    commands = []
+
+    def fake_stages_row(setup, out, voc, name, seeds, extra, runs):
+        commands.append((name, runs, extra))
+        return {}
+
+    monkeypatch.setattr(lpg, "stages_row", fake_stages_row)
+    lpg.make_row("stages-b-stage3", tmp_path, "V", (1,), ["lpg.stages=2", "lpg.iterations=400"])
+    lpg.make_row("stages-b-fixed", tmp_path, "V", (1,), ["lpg.stages=2"])
+    assert commands == [
+        ("stages-b-stage3", "stages-b", ["lpg.iterations=400", "lpg.stages=3"]),
+        ("stages-b-fixed", "", ["lpg.stages=2", "lpg.fixed=true"]),
+    ]
