@@ -8,14 +8,17 @@ because `weakseg lpg` resumes its run directory):
                        dev_val's boxes labelled and scored (images the generator never saw):
                        `weakseg lpg CONFIG lpg.stages=1 lpg.deploy_segmenter=false
                        lpg.target=<dev_val>`; mIoU, s/img on 1 worker, generator training time
-  stage1-c-<ablation>  the same for setup c with one setting changed: hourglass (the paper's
+  stage1-c-<ablation>  the same for setup c with one setting changed (image-crops also for setups
+                       a and b): hourglass (the paper's
                        network, at crops of 256: it needs multiples of 128), crop=image
                        (the code's crops), crop256 (finer crops, tighter context), tune32
                        (lite0's stride-32 stage trained too), lite2 (the protocol's encoder
                        instead of lite0), it1000 (1000 iterations, the
                        configs' budget, not 400), it200, lite2-it1000 (both), aux30 / aux60
-                       (Table 8: 30% / 60% of the auxiliary images)
-  stage1-c-<variant>   stage1-c's generators (each seed's) labelling dev_val again with a
+                       (Table 8: 30% / 60% of the auxiliary images), image-crops (the code's
+                       crops: random scale, a crop of 320 overlapping the class's boxes)
+  stage1-c[-image-crops]-<variant>
+                       those rows' generators (each seed's) labelling dev_val again with a
                        test-time option: flip (the mirrored input's margin averaged in), crf (a
                        dense CRF on g's probabilities, ours), flip-crf (both)
   ref-b-<generator>    box / grabcut / crf-box on classes 11-20 of dev_val: what setup b's
@@ -30,7 +33,8 @@ because `weakseg lpg` resumes its run directory):
                        dev_val mIoU per stage (setups a, b; in setup c the segmenter is trained on
                        dev_val itself, so only its pseudo masks count)
   stages-b-<ablation>  setup b's stages with lpg.fixed=true (Table 2 "Fixed": g_3 at every stage),
-                       the hourglass (Table 2's architectures) or lpg.stages=3 (stage3: replaces
+                       the hourglass (Table 2's architectures), image-crops (as the stage-1
+                       row of that name), or lpg.stages=3 (stage3: replaces
                        a smaller --stage-option lpg.stages and extends stages-b's run directories,
                        as `weakseg lpg` extends a finished run by a stage)
 
@@ -177,17 +181,22 @@ LABEL_VARIANTS = {
 }
 
 
-def relabel_row(out: Path, voc: str, name: str, variant: str, seeds=(0,)) -> dict:
-    """stage1-c's generators (one per seed, trained by the stage1-c row) labelling dev_val again
-    with a test-time option of ``LABEL_VARIANTS``: labelling only."""
-    runs = {str(k): _relabel_run(out, voc, name, variant, k) for k in seeds}
+RELABELLED = ("stage1-c", "stage1-c-image-crops")  # the stage-1 rows LABEL_VARIANTS apply to
+
+
+def relabel_row(out: Path, voc: str, name: str, variant: str, seeds=(0,),
+                base: str = "stage1-c") -> dict:  # fmt: skip
+    """``base``'s generators (one per seed, trained by that row) labelling dev_val again with a
+    test-time option of ``LABEL_VARIANTS``: labelling only."""
+    runs = {str(k): _relabel_run(out, voc, name, variant, k, base) for k in seeds}
     return _over_seeds(runs)
 
 
-def _relabel_run(out: Path, voc: str, name: str, variant: str, seed: int) -> dict:
-    base = _stage1_run("c", [], out, voc, "stage1-c", seed)  # finished: only read back
+def _relabel_run(out: Path, voc: str, name: str, variant: str, seed: int, base_name: str) -> dict:
+    extra = ABLATIONS.get(base_name.removeprefix("stage1-c-"), [])
+    base = _stage1_run("c", extra, out, voc, base_name, seed)  # finished: only read back
     val = SETUPS["c"][1].format(voc=voc)
-    stage = out / "runs" / ("stage1-c" if seed == 0 else f"stage1-c-seed{seed}") / "stage1"
+    stage = out / "runs" / (base_name if seed == 0 else f"{base_name}-seed{seed}") / "stage1"
     params = [f"generator={stage / 'generator.pt'}", *LABEL_VARIANTS[variant]]
     done = label_and_score(val, stage / f"dev_val_{variant}_labels", "lpg", params)
     return base | done | {"name": name, "command": base["command"] + " && " + done["command"],
@@ -289,6 +298,7 @@ STAGE_ABLATIONS = {
     "fixed": ["lpg.fixed=true"],
     "hourglass": ["lpg.arch=hourglass", "lpg.crop_size=256"],
     "stage3": ["lpg.stages=3"],
+    "image-crops": ABLATIONS["image-crops"],
 }
 
 
@@ -300,11 +310,12 @@ def with_options(base: list[str], changes: list[str]) -> list[str]:
 
 def row_names() -> list[str]:
     names = [f"stage1-{s}" for s in ("c", "b", "a")]
-    names += [f"stage1-c-{a}" for a in ABLATIONS] + [f"stage1-c-{v}" for v in LABEL_VARIANTS]
+    names += [f"stage1-c-{a}" for a in ABLATIONS] + ["stage1-b-image-crops", "stage1-a-image-crops"]
+    names += [f"{base}-{v}" for base in RELABELLED for v in LABEL_VARIANTS]
     names += [f"ref-b-{g}" for g in REFERENCE_GENERATORS]
     names += [f"{TARGET_PREFIX}{g}" for g in REFERENCE_GENERATORS] + ["full-b"]
     names += [f"stages-{s}" for s in ("c", "b", "a")]
-    return names + [f"stages-b-{a}" for a in STAGE_ABLATIONS]
+    return names + [f"stages-b-{a}" for a in STAGE_ABLATIONS] + ["stages-c-image-crops"]
 
 
 def make_row(name: str, out: Path, voc: str, seeds=SEEDS, stage_options=()) -> dict:
@@ -318,8 +329,10 @@ def make_row(name: str, out: Path, voc: str, seeds=SEEDS, stage_options=()) -> d
         return reference_row(out, voc, name, name.removeprefix(TARGET_PREFIX), "dev_train")
     if kind == "ref":
         return reference_row(out, voc, name, name.removeprefix("ref-b-"), "dev_val")
-    if kind == "stage1" and ablation in LABEL_VARIANTS:
-        return relabel_row(out, voc, name, ablation, seeds)
+    relabel = {f"{b}-{v}": (b, v) for b in RELABELLED for v in LABEL_VARIANTS}
+    if name in relabel:
+        base, variant = relabel[name]
+        return relabel_row(out, voc, name, variant, seeds, base)
     if kind == "stage1":
         return stage1_row(setup, ABLATIONS.get(ablation, []), out, voc, name, seeds)
     extra = with_options(list(stage_options), STAGE_ABLATIONS.get(ablation, []))

@@ -151,3 +151,15 @@ def test_the_stage3_row_extends_the_stages_runs(tmp_path, monkeypatch):
         ("stages-b-stage3", "stages-b", ["lpg.iterations=400", "lpg.stages=3"]),
         ("stages-b-fixed", "", ["lpg.stages=2", "lpg.fixed=true"]),
     ]
+
+
+def test_test_time_variants_relabel_with_the_generators_of_their_base_row(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(lpg, "relabel_row", lambda *a: calls.append((a[2], a[3], a[5])) or {})
+    for name in ("stage1-c-flip-crf", "stage1-c-image-crops-flip-crf", "stage1-c-image-crops-crf"):
+        lpg.make_row(name, tmp_path, "V", (0,))
+    assert calls == [
+        ("stage1-c-flip-crf", "flip-crf", "stage1-c"),
+        ("stage1-c-image-crops-flip-crf", "flip-crf", "stage1-c-image-crops"),
+        ("stage1-c-image-crops-crf", "crf", "stage1-c-image-crops"),
+    ]
