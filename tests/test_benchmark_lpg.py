@@ -163,3 +163,17 @@ def test_test_time_variants_relabel_with_the_generators_of_their_base_row(tmp_pa
         ("stage1-c-image-crops-flip-crf", "flip-crf", "stage1-c-image-crops"),
         ("stage1-c-image-crops-crf", "crf", "stage1-c-image-crops"),
     ]
+
+
+def test_the_best_stage1_row_beats_grabcut_only_by_more_than_its_spread(monkeypatch, tmp_path):
+    """grabcut 0.70: a best row of 0.71 ± 0.02 over 3 seeds is no win, 0.74 ± 0.01 is (+4.0)."""
+    ref = tmp_path / "results" / lpg.REFERENCES["grabcut"][0]
+    ref.parent.mkdir(parents=True)
+    ref.write_text('{"dev_val": {"miou": 0.70}}')
+    monkeypatch.setattr(lpg, "HERE", tmp_path)
+    close = lpg._verdict({"stage1-c": stage1_row("stage1-c", 0.69, 0.71, 0.73)})
+    assert close.startswith("Setup (c), stage 1, does not beat grabcut (70.0)")
+    assert "(3 seeds, 71.0 ± 2.0, lowest 69.0: +1.0 against grabcut, spread 2.0)" in close
+    clear = lpg._verdict({"stage1-c-x": stage1_row("stage1-c-x", 0.73, 0.74, 0.75)})
+    assert clear.startswith("Setup (c), stage 1, beats grabcut (70.0) at this budget: best c-x")
+    assert "+4.0 against grabcut, spread 1.0" in clear
