@@ -448,8 +448,10 @@ def _verdict(rows: dict[str, dict]) -> str:
     if stats and len(rows[best]["seeds"]) > 1:  # a gap within the seeds' spread is no win
         gap, spread = 100 * (stats["mean"] - grabcut), 100 * stats["std"]
         verdict = "beats" if gap > spread else "does not beat"
-        margin = (f" ({len(rows[best]['seeds'])} seeds, {_stage1_miou(rows[best])}, lowest "
-                  f"{_pct(stats['min'])}: {gap:+.1f} against grabcut, spread {spread:.1f})")  # fmt: skip
+        margin = (
+            f" ({len(rows[best]['seeds'])} seeds, {_stage1_miou(rows[best])}, lowest "
+            f"{_pct(stats['min'])}: {gap:+.1f} against grabcut, spread {spread:.1f})"
+        )
     line = (
         f"Setup (c), stage 1, {verdict} grabcut ({_pct(grabcut)}) at this budget: best "
         f"{best.removeprefix('stage1-')} {_pct(tried[best])}{margin}; tried: {listed}."
