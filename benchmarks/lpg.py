@@ -10,7 +10,9 @@ because `weakseg lpg` resumes its run directory):
                        lpg.target=<dev_val>`; mIoU, s/img on 1 worker, generator training time
   stage1-c-<ablation>  the same for setup c with one setting changed (image-crops also for setups
                        a and b): hourglass (the paper's
-                       network, at crops of 256: it needs multiples of 128), crop=image
+                       network, at crops of 256: it needs multiples of 128), hourglass-guide255
+                       (its box channel x 255, in the image's units), hourglass-head-bn (a BN
+                       before the head's ReLU), crop=image
                        (the code's crops), crop256 (finer crops, tighter context), tune32
                        (lite0's stride-32 stage trained too), lite2 (the protocol's encoder
                        instead of lite0), it1000 (1000 iterations, the
@@ -88,6 +90,8 @@ ABLATIONS = {
     "it1000": ["lpg.iterations=1000"],  # the configs' budget per stage
     "lite2-it1000": ["lpg.encoder=tf_efficientnet_lite2", "lpg.iterations=1000"],
     "hourglass": ["lpg.arch=hourglass", "lpg.crop_size=256"],  # it needs multiples of 128
+    "hourglass-guide255": ["lpg.arch=hourglass", "lpg.crop_size=256", "lpg.guide_scale=255"],
+    "hourglass-head-bn": ["lpg.arch=hourglass", "lpg.crop_size=256", "lpg.head_bn=true"],
     "image-crops": ["lpg.crop=image", "lpg.crop_size=320"],
     "aux30": ["lpg.aux_fraction=0.3"],
     "aux60": ["lpg.aux_fraction=0.6"],

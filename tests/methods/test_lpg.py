@@ -109,6 +109,39 @@ def test_generator_training_resumes_exactly(tmp_path, monkeypatch):
     assert not out.with_name("resumed_checkpoint.pt").exists()
 
 
+def test_a_generator_that_marks_no_object_is_reported(tmp_path, monkeypatch):
+    """The log keeps the share of cells g marks as object; a generator that marks none at the end
+    (the hourglass's dead head, benchmarks/RESULTS.md) gets a warning instead of silent empty
+    masks, and a working one does not."""
+    cfg = tiny()
+    aux = L.open_dataset(cfg.lpg.aux)
+    pairs = L.aux_pairs(aux)
+    real = L.build_generator_net
+
+    class Dead(torch.nn.Module):  # the rest channel always wins by 100
+        def __init__(self, *args, **kwargs):
+            super().__init__()
+            self.net = real(*args, **kwargs)
+
+        def forward(self, image, guide):
+            out = self.net(image, guide)
+            return out + torch.tensor([100.0, 0.0]).view(1, 2, 1, 1)
+
+    said = []
+    monkeypatch.setattr(L, "build_generator_net", Dead)
+    L.train_generator(cfg.lpg, aux, pairs, tmp_path / "dead.pt", 1, say=said.append)
+    log = [json.loads(x) for x in (tmp_path / "dead_log.jsonl").read_text().splitlines()]
+    assert [row["object_share"] for row in log] == [0.0, 0.0]
+    assert any(m.startswith("warning: generator stage 1 marked no pixel as object") for m in said)
+
+    monkeypatch.setattr(L, "build_generator_net", real)
+    said.clear()
+    torch.manual_seed(0)
+    L.train_generator(cfg.lpg, aux, pairs, tmp_path / "alive.pt", 1, say=said.append)
+    log = [json.loads(x) for x in (tmp_path / "alive_log.jsonl").read_text().splitlines()]
+    assert log[-1]["object_share"] > 0 and not any(m.startswith("warning") for m in said)
+
+
 def test_generator_loss_by_hand():
     """2-way CE at stride 4, target taken at the cells' centres (row/col 2 of each 4x4), 255
     ignored: cells (0,0) [0,1]->1, (0,1) ignored, (1,0) [2,0]->0, (1,1) [0,0]->1."""
@@ -143,6 +176,7 @@ def test_training_example_targets_the_class_only(crop):
         ("lpg.deploy_segmenter=false", "1 stage only"),
         ("lpg.crop_size=80", "lpg.crop_size=80: the lite generator needs a multiple of 32"),
         ("lpg.arch=hourglass", "lpg.crop_size=64: the hourglass generator needs a multiple of 128"),
+        ("lpg.guide_scale=0", "lpg.guide_scale must be > 0"),
     ],
 )
 def test_bad_config_is_named(override, message):

@@ -70,6 +70,34 @@ def test_hourglass_has_the_papers_size_and_stride():
     assert build_generator_net("hourglass", 2).stem[0].in_channels == 5  # image + box + p_c
 
 
+def test_hourglass_guide_scale_multiplies_the_guide_only():
+    """guide_scale=255 with a box of 1s is the scale-1 network fed a box of 255s; the image is
+    untouched (a scale applied to the image too, or not at all, gives other logits)."""
+    torch.manual_seed(0)
+    scaled = HourglassGenerator(guide_scale=255.0).eval()
+    plain = HourglassGenerator().eval()
+    plain.load_state_dict(scaled.state_dict())
+    image = torch.rand(2, 3, 128, 128)
+    box = torch.zeros(2, 1, 128, 128)
+    box[0, :, 20:90, 30:100], box[1, :, 60:120, 0:50] = 1.0, 1.0
+    with torch.no_grad():
+        out = scaled(image, box)
+        assert torch.allclose(out, plain(image, box * 255.0), atol=1e-4)
+        assert not torch.allclose(out, plain(image, box), atol=1e-2)
+
+
+def test_generator_file_keeps_the_guide_scale_and_the_head_bn(tmp_path):
+    from weakseg.models.lpg import load_generator, save_generator
+
+    params = {"guide_scale": 255.0, "head_bn": True}
+    net = build_generator_net("hourglass", 1, **params)
+    assert isinstance(net.head[1], torch.nn.BatchNorm2d) and net.head[0].bias is None
+    save_generator(tmp_path / "g.pt", net, {"arch": "hourglass", "arch_params": params,
+                   "guide_channels": 1, "crop": "boxes", "crop_size": 128})  # fmt: skip
+    loaded = load_generator(tmp_path / "g.pt")[0]
+    assert loaded.guide_scale == 255.0 and isinstance(loaded.head[1], torch.nn.BatchNorm2d)
+
+
 def test_lite_generator_output_stride_4():
     net = build_generator_net("lite", 2, width=16, weights="none").eval()
     assert net(torch.rand(1, 3, 96, 64), torch.rand(1, 2, 96, 64)).shape == (1, 2, 24, 16)

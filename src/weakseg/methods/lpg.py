@@ -90,6 +90,8 @@ class LpgSettings:
     encoder: str = "tf_efficientnet_lite0"  # lite: the offline ImageNet encoder (lite0/1/2)
     width: int = 64  # lite: decoder width
     freeze: str = "all"  # lite: encoder levels frozen ("all", "none", "strideN")
+    guide_scale: float = 1.0  # hourglass: multiplier of the guide channels (the code: 1)
+    head_bn: bool = False  # hourglass: BN before the head's ReLU (ours; the code has none)
     crop: str = "boxes"  # "boxes" (square around the class's boxes) or "image" (the code's)
     crop_size: int = 192  # training crop (the code: 512); boxes mode: also at inference
     context: float = 0.5  # boxes: margin on each side, as a fraction of the box's longer edge
@@ -162,6 +164,8 @@ def check_settings(s: LpgSettings) -> None:
         raise ConfigError("lpg.fixed needs lpg.target: it changes only the deployment")
     if s.stages > 1 and s.target and not s.deploy_segmenter:
         raise ConfigError("lpg.deploy_segmenter: false allows 1 stage only (g_2 needs f_1)")
+    if s.guide_scale <= 0:
+        raise ConfigError(f"lpg.guide_scale must be > 0, got {s.guide_scale}")
     if s.context < 0 or not 0 <= s.jitter < 1 or s.lr <= 0 or not s.scales:
         raise ConfigError("lpg: need context >= 0, 0 <= jitter < 1, lr > 0 and some scales")
 
@@ -265,7 +269,7 @@ def generator_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 def generator_info(s: LpgSettings, guide_channels: int, stage: int) -> dict:
     lite = {"encoder": s.encoder, "width": s.width, "freeze": s.freeze}
-    params = lite if s.arch == "lite" else {}
+    params = lite if s.arch == "lite" else {"guide_scale": s.guide_scale, "head_bn": s.head_bn}
     return {
         "arch": s.arch,
         "arch_params": params,
@@ -299,27 +303,37 @@ def train_generator(s: LpgSettings, dataset: Dataset, pairs: list, out: Path, st
     ckpt, log = out.with_name(out.stem + "_checkpoint.pt"), out.with_name(out.stem + "_log.jsonl")
     start, seconds = _resume_generator(ckpt, net, opt)
     net.train()
-    t0, losses = time.perf_counter(), []
+    t0, losses, shares, line = time.perf_counter(), [], [], None
     for it in range(start, s.iterations):
         for group in opt.param_groups:
             group["lr"] = s.lr * (1 - it / s.iterations) ** s.poly_power
         x, g, t = generator_batch(dataset, pairs, probs_dir, s, it)
-        loss = generator_loss(net(x.to(device), g.to(device)), t.to(device))
+        logits = net(x.to(device), g.to(device))
+        loss = generator_loss(logits, t.to(device))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         losses.append(loss.item())
+        shares.append((logits.detach().argmax(1) == 1).float().mean().item())
         done = it + 1
         if done % s.log_every == 0 or done == s.iterations:
             lr = opt.param_groups[0]["lr"]
             line = {"iteration": done, "loss": float(np.mean(losses)), "lr": lr,
+                    "object_share": float(np.mean(shares)),
                     "seconds": seconds + time.perf_counter() - t0}  # fmt: skip
             with open(log, "a") as f:
                 f.write(json.dumps(line) + "\n")
-            say(f"generator stage {stage}: iteration {done}/{s.iterations} loss {line['loss']:.4f}")
-            losses = []
+            say(f"generator stage {stage}: iteration {done}/{s.iterations} loss {line['loss']:.4f}"
+                f" object share {line['object_share']:.3f}")  # fmt: skip
+            losses, shares = [], []
         if done % s.checkpoint_every == 0 and done < s.iterations:
             _save_checkpoint(ckpt, net, opt, done, seconds + time.perf_counter() - t0)
+    if line is not None and line["object_share"] == 0.0:
+        say(
+            f"warning: generator stage {stage} marked no pixel as object in its last "
+            f"{s.log_every} training batches: its masks will be empty (a dead head, "
+            "README LPG); try another lpg.seed"
+        )
     total = seconds + time.perf_counter() - t0
     info |= {"aux": dataset.spec, "samples": len(pairs), "iterations": s.iterations,
              "batch_size": s.batch_size, "lr": s.lr, "train_seconds": total}  # fmt: skip

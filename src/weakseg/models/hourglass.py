@@ -7,11 +7,17 @@ stride-2 residual (no max-pooling), the way back up is nearest x2 up-sampling, a
 branches are merged by addition. Stem: 7x7 stride-2 conv to 48 channels, then a stride-2 residual
 to 96, so the output stride is 4. After the hourglass: 3x3 conv 96->256 + BN + ReLU, then the head
 3x3 conv 256->96 (+bias, ReLU) and 1x1 conv 96->2: about 12.1 M parameters (the paper's figure).
+That ReLU has no BN before it; trained for a few hundred iterations it can die at most object
+cells, whose margin is then the last conv's bias difference (benchmarks/RESULTS.md, "the
+generator's head"). ``head_bn=True`` (ours) puts a BN between the 3x3 conv and the ReLU.
 
 Input: the image and the guide channels of one class (its box mask, and at stages >= 2 the
 previous segmenter's probability of that class), never a class id. The image is taken as RGB in
 [0, 1] and, as in the code, scaled to 0..255 minus the Caffe mean, without std scaling (the code
-feeds BGR; the channel order of a network trained here is its own).
+feeds BGR; the channel order of a network trained here is its own). The guide channels are
+multiplied by ``guide_scale`` (ours): 1 in the code, so the box enters at about 1/100 of the
+image's magnitude; 255 puts it in the image's pixel units (measured: the loss falls faster, the
+masks are no better, and the head still dies in some seeds).
 """
 
 from __future__ import annotations
@@ -96,11 +102,14 @@ class HourglassGenerator(nn.Module):
         blocks: tuple[int, ...] = LEVEL_BLOCKS,
         stem_channels: int = 48,
         neck_channels: int = 256,
+        guide_scale: float = 1.0,
+        head_bn: bool = False,
     ) -> None:
         super().__init__()
         if len(channels) != len(blocks) or len(channels) < 2:
             raise ValueError("hourglass: need as many block counts as level channels (>= 2)")
         self.guide_channels = guide_channels
+        self.guide_scale = float(guide_scale)
         self.size_multiple = 4 * 2 ** (len(channels) - 1)  # 128 for 5 levels
         self.register_buffer("mean", torch.tensor(CAFFE_MEAN_RGB).view(1, 3, 1, 1) / 255.0)
         self.stem = nn.Sequential(
@@ -115,15 +124,16 @@ class HourglassGenerator(nn.Module):
             nn.BatchNorm2d(neck_channels),
             nn.ReLU(inplace=True),
         )
-        self.head = nn.Sequential(
-            nn.Conv2d(neck_channels, channels[0], 3, 1, 1),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(channels[0], 2, 1),
-        )
+        if head_bn:
+            hidden = [nn.Conv2d(neck_channels, channels[0], 3, 1, 1, bias=False),
+                      nn.BatchNorm2d(channels[0])]  # fmt: skip
+        else:
+            hidden = [nn.Conv2d(neck_channels, channels[0], 3, 1, 1)]
+        self.head = nn.Sequential(*hidden, nn.ReLU(inplace=True), nn.Conv2d(channels[0], 2, 1))
 
     def forward(self, image: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
         """image B x 3 x H x W RGB in [0, 1], guide B x G x H x W in [0, 1] -> B x 2 x H/4 x W/4."""
-        x = torch.cat([(image - self.mean) * 255.0, guide], dim=1)
+        x = torch.cat([(image - self.mean) * 255.0, guide * self.guide_scale], dim=1)
         return self.head(self.neck(self.hourglass(self.stem(x))))
 
 
