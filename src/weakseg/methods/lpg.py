@@ -332,7 +332,7 @@ def train_generator(s: LpgSettings, dataset: Dataset, pairs: list, out: Path, st
         say(
             f"warning: generator stage {stage} marked no pixel as object in its last "
             f"{s.log_every} training batches: its masks will be empty (a dead head, "
-            "README LPG); try another lpg.seed"
+            "README LPG); try another lpg.seed, or with the hourglass lpg.head_bn=true"
         )
     total = seconds + time.perf_counter() - t0
     info |= {"aux": dataset.spec, "samples": len(pairs), "iterations": s.iterations,
