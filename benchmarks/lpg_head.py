@@ -45,7 +45,7 @@ def run_dir(command: str) -> Path:
 def head_stats(run: Path) -> dict:
     """The quantities of the module docstring for ``run``'s stage-1 generator."""
     from weakseg.data.specs import open_dataset
-    from weakseg.methods.lpg import aux_pairs, generator_batch, load_lpg_config
+    from weakseg.methods.lpg import aux_pairs, generator_batch, load_lpg_config, target_at_cells
     from weakseg.models.lpg import load_generator
 
     net, info = load_generator(run / "stage1" / "generator.pt")
@@ -59,8 +59,7 @@ def head_stats(run: Path) -> dict:
     for it in BATCHES:
         x, g, t = generator_batch(aux, pairs, None, s, it)
         logits = net(x, g)
-        stride = t.shape[-1] // logits.shape[-1]
-        cells = t[:, stride // 2 :: stride, stride // 2 :: stride]
+        cells = target_at_cells(logits, t)
         margin = logits[:, 1] - logits[:, 0]
         shares.append((margin > 0).float().mean().item())
         obj, rest = cells == 1, cells == 0
@@ -124,7 +123,6 @@ def render(rows: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--rows", nargs="*", default=[], help="stage-1 rows of benchmarks.lpg")
-    p.add_argument("--render-only", action="store_true")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     for name in args.rows:

@@ -254,14 +254,18 @@ def generator_batch(dataset, pairs, probs_dir, s: LpgSettings, iteration: int):
     return x, g, t
 
 
+def target_at_cells(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """B x h x w: the full-size target B x H x W (H = 4h) sampled at the centres of the logits'
+    stride-4 cells."""
+    stride = target.shape[-1] // logits.shape[-1]
+    small = target[:, stride // 2 :: stride, stride // 2 :: stride]
+    return small[..., : logits.shape[-2], : logits.shape[-1]]
+
+
 def generator_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Eq. 6's upper CE: 2-way cross-entropy at stride 4 (target sampled at the cells' centres,
     255 ignored). logits B x 2 x h x w, target B x H x W with H = 4h."""
-    stride = target.shape[-1] // logits.shape[-1]
-    small = target[:, stride // 2 :: stride, stride // 2 :: stride][
-        ..., : logits.shape[-2], : logits.shape[-1]
-    ]
-    return F.cross_entropy(logits, small, ignore_index=IGNORE)
+    return F.cross_entropy(logits, target_at_cells(logits, target), ignore_index=IGNORE)
 
 
 # -- E-step: training ---------------------------------------------------------------------------
